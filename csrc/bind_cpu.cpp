@@ -1,0 +1,531 @@
+// bind_cpu.cpp: the striate._cpu module. Each binding checks dtypes,
+// contiguity and that every array's shape agrees with the geometry, then
+// passes raw pointers to the kernel with the GIL released. Outputs are
+// allocated by striate.ops and passed in; nothing here computes.
+#include <omp.h>
+
+#include <pybind11/stl.h>
+
+#include "bind_util.h"
+#include "common/philox.h"
+#include "common/shape.h"
+#include "cpu/conv2d.h"
+#include "cpu/conv_transpose2d.h"
+#include "cpu/dropout.h"
+#include "cpu/pad2d.h"
+#include "cpu/pool2d.h"
+#include "cpu/pyramid.h"
+#include "cpu/unpool2d.h"
+#include "cpu/warp.h"
+
+namespace striate {
+namespace {
+
+using Pair = std::pair<index_t, index_t>;
+
+// ---------------------------------------------------------------- pad2d
+void pad2d_forward(py::array y, py::array x, index_t pl, index_t pr, index_t pt, index_t pb,
+                   int mode, double value) {
+  const char* op = "pad2d";
+  check_ndim(op, "x", x, 4);
+  require(pl >= 0 && pr >= 0 && pt >= 0 && pb >= 0, "pad2d: pad must be non-negative");
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(x);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), {s[0], s[1], s[2] + pt + pb, s[3] + pl + pr}, true);
+    py::gil_scoped_release release;
+    pad2d_forward_cpu(mut<T>(y), cptr<T>(x), s[0] * s[1], s[2], s[3], pl, pr, pt, pb, mode,
+                      (T)value);
+  });
+}
+
+void pad2d_backward(py::array dx, py::array dy, index_t pl, index_t pr, index_t pt, index_t pb,
+                    int mode) {
+  const char* op = "pad2d_backward";
+  check_ndim(op, "dx", dx, 4);
+  require(pl >= 0 && pr >= 0 && pt >= 0 && pb >= 0, "pad2d_backward: pad must be non-negative");
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(dx);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {s[0], s[1], s[2] + pt + pb, s[3] + pl + pr});
+    py::gil_scoped_release release;
+    pad2d_backward_cpu(mut<T>(dx), cptr<T>(dy), s[0] * s[1], s[2], s[3], pl, pr, pt, pb, mode);
+  });
+}
+
+// ---------------------------------------------------------------- conv2d
+// Builds the convolution geometry from x (N, C, H, W), w (K, C/groups, kh, kw)
+// and the output extent, checking the channel/group arithmetic.
+Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
+                             const std::vector<index_t>& ws, index_t Ho, index_t Wo, Pair stride,
+                             Pair pad, Pair dilation, index_t groups) {
+  require(groups >= 1, std::string(op) + ": groups must be >= 1");
+  require(xs[1] % groups == 0 && ws[0] % groups == 0,
+          std::string(op) + ": channels must be divisible by groups");
+  require(ws[1] * groups == xs[1], std::string(op) + ": weight.shape[1] * groups (" +
+                                       std::to_string(ws[1] * groups) +
+                                       ") must equal the input channels (" +
+                                       std::to_string(xs[1]) + ")");
+  require(stride.first >= 1 && stride.second >= 1 && dilation.first >= 1 && dilation.second >= 1,
+          std::string(op) + ": stride and dilation must be >= 1");
+  require(pad.first >= 0 && pad.second >= 0, std::string(op) + ": padding must be >= 0");
+  require(ws[2] >= 1 && ws[3] >= 1, std::string(op) + ": kernel must be at least 1x1");
+  Conv2dGeometry g;
+  g.N = xs[0]; g.C = xs[1]; g.H = xs[2]; g.W = xs[3];
+  g.K = ws[0]; g.Ho = Ho; g.Wo = Wo;
+  g.kh = ws[2]; g.kw = ws[3];
+  g.sh = stride.first; g.sw = stride.second;
+  g.pt = pad.first; g.pl = pad.second;
+  g.dh = dilation.first; g.dw = dilation.second;
+  g.groups = groups;
+  return g;
+}
+
+void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride, Pair pad,
+                    Pair dilation, index_t groups, bool reference) {
+  const char* op = "conv2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "weight", w, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    const auto xs = shape_of(x), ws = shape_of(w), ys = shape_of(y);
+    check_array(op, "x", x, dt, {});
+    check_array(op, "weight", w, dt, {});
+    Conv2dGeometry g = conv_geometry(op, xs, ws, ys[2], ys[3], stride, pad, dilation, groups);
+    check_array(op, "y", y, dt, {g.N, g.K, g.Ho, g.Wo}, true);
+    const T* bp = nullptr;
+    py::array barr;
+    if (!b.is_none()) {
+      barr = b.cast<py::array>();
+      check_array(op, "bias", barr, dt, {g.K});
+      bp = cptr<T>(barr);
+    }
+    py::gil_scoped_release release;
+    if (reference)
+      conv2d_forward_reference_cpu(mut<T>(y), cptr<T>(x), cptr<T>(w), bp, g);
+    else
+      conv2d_forward_cpu(mut<T>(y), cptr<T>(x), cptr<T>(w), bp, g);
+  });
+}
+
+void conv2d_backward_data(py::array dx, py::array dy, py::array w, Pair stride, Pair pad,
+                          Pair dilation, index_t groups) {
+  const char* op = "conv2d_backward";
+  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "weight", w, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    const auto ys = shape_of(dy);
+    Conv2dGeometry g = conv_geometry(op, shape_of(dx), shape_of(w), ys[2], ys[3], stride, pad,
+                                     dilation, groups);
+    check_array(op, "dx", dx, dt, {}, true);
+    check_array(op, "weight", w, dt, {});
+    check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
+    py::gil_scoped_release release;
+    conv2d_backward_data_cpu(mut<T>(dx), cptr<T>(dy), cptr<T>(w), g);
+  });
+}
+
+void conv2d_backward_weight(py::array dw, py::array dy, py::array x, Pair stride, Pair pad,
+                            Pair dilation, index_t groups) {
+  const char* op = "conv2d_backward";
+  check_ndim(op, "dw", dw, 4);
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    const auto ys = shape_of(dy);
+    Conv2dGeometry g = conv_geometry(op, shape_of(x), shape_of(dw), ys[2], ys[3], stride, pad,
+                                     dilation, groups);
+    check_array(op, "dw", dw, dt, {}, true);
+    check_array(op, "x", x, dt, {});
+    check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
+    py::gil_scoped_release release;
+    conv2d_backward_weight_cpu(mut<T>(dw), cptr<T>(dy), cptr<T>(x), g);
+  });
+}
+
+void conv2d_backward_bias(py::array db, py::array dy) {
+  const char* op = "conv2d_backward";
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(dy);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {});
+    check_array(op, "db", db, py::dtype::of<T>(), {s[1]}, true);
+    py::gil_scoped_release release;
+    conv2d_backward_bias_cpu(mut<T>(db), cptr<T>(dy), s[0], s[1], s[2] * s[3]);
+  });
+}
+
+// ------------------------------------------------------- conv_transpose2d
+// x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), y (N, Cout, Ho, Wo): the
+// geometry is that of the convolution y -> x.
+void conv_transpose2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride,
+                              Pair pad, Pair dilation, index_t groups) {
+  const char* op = "conv_transpose2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "weight", w, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    const auto xs = shape_of(x);
+    check_array(op, "x", x, dt, {});
+    check_array(op, "weight", w, dt, {});
+    check_array(op, "y", y, dt, {}, true);
+    Conv2dGeometry g = conv_geometry(op, shape_of(y), shape_of(w), xs[2], xs[3], stride, pad,
+                                     dilation, groups);
+    require(xs[0] == g.N && xs[1] == g.K, "conv_transpose2d: y and x disagree on batch/channels");
+    const T* bp = nullptr;
+    py::array barr;
+    if (!b.is_none()) {
+      barr = b.cast<py::array>();
+      check_array(op, "bias", barr, dt, {g.C});
+      bp = cptr<T>(barr);
+    }
+    py::gil_scoped_release release;
+    conv_transpose2d_forward_cpu(mut<T>(y), cptr<T>(x), cptr<T>(w), bp, g);
+  });
+}
+
+void conv_transpose2d_backward(py::object dx, py::object dw, py::object db, py::array dy,
+                               py::array x, py::array w, Pair stride, Pair pad, Pair dilation,
+                               index_t groups) {
+  const char* op = "conv_transpose2d_backward";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "weight", w, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    const auto xs = shape_of(x), ws = shape_of(w);
+    check_array(op, "x", x, dt, {});
+    check_array(op, "weight", w, dt, {});
+    check_array(op, "dy", dy, dt, {});
+    Conv2dGeometry g = conv_geometry(op, shape_of(dy), ws, xs[2], xs[3], stride, pad, dilation,
+                                     groups);
+    require(xs[0] == g.N && xs[1] == g.K, "conv_transpose2d_backward: dy and x disagree");
+    T *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+    py::array a, bw, c;
+    if (!dx.is_none()) {
+      a = dx.cast<py::array>();
+      check_array(op, "dx", a, dt, xs, true);
+      dxp = mut<T>(a);
+    }
+    if (!dw.is_none()) {
+      bw = dw.cast<py::array>();
+      check_array(op, "dw", bw, dt, ws, true);
+      dwp = mut<T>(bw);
+    }
+    if (!db.is_none()) {
+      c = db.cast<py::array>();
+      check_array(op, "db", c, dt, {g.C}, true);
+      dbp = mut<T>(c);
+    }
+    py::gil_scoped_release release;
+    conv_transpose2d_backward_cpu(dxp, dwp, dbp, cptr<T>(dy), cptr<T>(x), cptr<T>(w), g);
+  });
+}
+
+// ---------------------------------------------------------------- pool2d
+Pool2dGeometry pool_geometry(const char* op, const std::vector<index_t>& xs,
+                             const std::vector<index_t>& ys, Pair k, Pair s, Pair p, Pair d) {
+  require(k.first >= 1 && k.second >= 1, std::string(op) + ": kernel_size must be >= 1");
+  require(s.first >= 1 && s.second >= 1, std::string(op) + ": stride must be >= 1");
+  require(d.first >= 1 && d.second >= 1, std::string(op) + ": dilation must be >= 1");
+  require(p.first >= 0 && p.second >= 0, std::string(op) + ": padding must be >= 0");
+  Pool2dGeometry g;
+  g.H = xs[2]; g.W = xs[3]; g.Ho = ys[2]; g.Wo = ys[3];
+  g.kh = k.first; g.kw = k.second; g.sh = s.first; g.sw = s.second;
+  g.ph = p.first; g.pw = p.second; g.dh = d.first; g.dw = d.second;
+  return g;
+}
+
+void max_pool2d_forward(py::array y, py::array indices, py::array x, Pair k, Pair s, Pair p,
+                        Pair d) {
+  const char* op = "max_pool2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(x), ys = shape_of(y);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]}, true);
+    check_array(op, "indices", indices, py::dtype::of<int64_t>(), ys, true);
+    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, d);
+    py::gil_scoped_release release;
+    max_pool2d_forward_cpu(mut<T>(y), mut<int64_t>(indices), cptr<T>(x), xs[0] * xs[1], g);
+  });
+}
+
+void max_pool2d_backward(py::array dx, py::array dy, py::array indices) {
+  const char* op = "max_pool2d_backward";
+  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(dx), ys = shape_of(dy);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]});
+    check_array(op, "indices", indices, py::dtype::of<int64_t>(), ys);
+    Pool2dGeometry g = pool_geometry(op, xs, ys, {1, 1}, {1, 1}, {0, 0}, {1, 1});
+    index_t bad;
+    {
+      py::gil_scoped_release release;
+      bad = max_pool2d_backward_cpu(mut<T>(dx), cptr<T>(dy), cptr<int64_t>(indices),
+                                    xs[0] * xs[1], g);
+    }
+    require(bad < 0, "max_pool2d_backward: indices.flat[" + std::to_string(bad) + "] = " +
+                         std::to_string(bad < 0 ? 0 : cptr<int64_t>(indices)[bad]) +
+                         " is outside the input plane [0, " + std::to_string(xs[2] * xs[3]) + ")");
+  });
+}
+
+void avg_pool2d_forward(py::array y, py::array x, Pair k, Pair s, Pair p, bool count_include_pad,
+                        index_t divisor_override) {
+  const char* op = "avg_pool2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(x), ys = shape_of(y);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]}, true);
+    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, {1, 1});
+    py::gil_scoped_release release;
+    avg_pool2d_forward_cpu(mut<T>(y), cptr<T>(x), xs[0] * xs[1], g, count_include_pad,
+                           divisor_override);
+  });
+}
+
+void avg_pool2d_backward(py::array dx, py::array dy, Pair k, Pair s, Pair p,
+                         bool count_include_pad, index_t divisor_override) {
+  const char* op = "avg_pool2d_backward";
+  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(dx), ys = shape_of(dy);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]});
+    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, {1, 1});
+    py::gil_scoped_release release;
+    avg_pool2d_backward_cpu(mut<T>(dx), cptr<T>(dy), xs[0] * xs[1], g, count_include_pad,
+                            divisor_override);
+  });
+}
+
+// -------------------------------------------------------------- unpool2d
+void raise_bad_unpool_index(const char* op, const py::array& indices, index_t bad,
+                            index_t limit) {
+  throw py::value_error(std::string(op) + ": indices.flat[" + std::to_string(bad) + "] = " +
+                        std::to_string(cptr<int64_t>(indices)[bad]) +
+                        " is outside the output plane [0, " + std::to_string(limit) + ")");
+}
+
+void max_unpool2d_forward(py::array y, py::array x, py::array indices) {
+  const char* op = "max_unpool2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(x), ys = shape_of(y);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "indices", indices, py::dtype::of<int64_t>(), xs);
+    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]}, true);
+    index_t bad;
+    {
+      py::gil_scoped_release release;
+      bad = max_unpool2d_forward_cpu(mut<T>(y), cptr<T>(x), cptr<int64_t>(indices),
+                                     xs[0] * xs[1], xs[2] * xs[3], ys[2] * ys[3]);
+    }
+    if (bad >= 0) raise_bad_unpool_index(op, indices, bad, ys[2] * ys[3]);
+  });
+}
+
+void max_unpool2d_backward(py::array dx, py::array dy, py::array indices) {
+  const char* op = "max_unpool2d_backward";
+  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(dx), ys = shape_of(dy);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "indices", indices, py::dtype::of<int64_t>(), xs);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]});
+    index_t bad;
+    {
+      py::gil_scoped_release release;
+      bad = max_unpool2d_backward_cpu(mut<T>(dx), cptr<T>(dy), cptr<int64_t>(indices),
+                                      xs[0] * xs[1], xs[2] * xs[3], ys[2] * ys[3]);
+    }
+    if (bad >= 0) raise_bad_unpool_index(op, indices, bad, ys[2] * ys[3]);
+  });
+}
+
+// --------------------------------------------------------------- dropout
+void dropout_forward(py::array y, py::array mask, py::array x, uint64_t seed, uint64_t offset,
+                     double p, double scale) {
+  const char* op = "dropout";
+  require(p >= 0.0 && p <= 1.0, "dropout: p must be in [0, 1]");
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto xs = shape_of(x);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), xs, true);
+    check_array(op, "mask", mask, py::dtype::of<uint8_t>(), xs, true);
+    const uint64_t threshold = dropout_threshold(p);
+    py::gil_scoped_release release;
+    dropout_forward_cpu(mut<T>(y), mut<uint8_t>(mask), cptr<T>(x), (index_t)x.size(), seed,
+                        offset, threshold, (T)scale);
+  });
+}
+
+void dropout_backward(py::array dx, py::array dy, py::array mask, double scale) {
+  const char* op = "dropout_backward";
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(dy);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {});
+    check_array(op, "dx", dx, py::dtype::of<T>(), s, true);
+    check_array(op, "mask", mask, py::dtype::of<uint8_t>(), s);
+    py::gil_scoped_release release;
+    dropout_backward_cpu(mut<T>(dx), cptr<T>(dy), cptr<uint8_t>(mask), (index_t)dy.size(),
+                         (T)scale);
+  });
+}
+
+py::tuple philox(std::array<uint32_t, 4> ctr, std::array<uint32_t, 2> key) {
+  uint32_t out[4];
+  philox4x32_10_cpu(out, ctr.data(), key.data());
+  return py::make_tuple(out[0], out[1], out[2], out[3]);
+}
+
+// --------------------------------------------------------------- pyramid
+void pyr_down_forward(py::array y, py::array x) {
+  const char* op = "pyr_down";
+  check_ndim(op, "x", x, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(x);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(),
+                {s[0], s[1], pyr_down_output_size(s[2]), pyr_down_output_size(s[3])}, true);
+    py::gil_scoped_release release;
+    pyr_down_forward_cpu(mut<T>(y), cptr<T>(x), s[0] * s[1], s[2], s[3]);
+  });
+}
+
+void pyr_down_backward(py::array dx, py::array dy) {
+  const char* op = "pyr_down_backward";
+  check_ndim(op, "dx", dx, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(dx);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "dy", dy, py::dtype::of<T>(),
+                {s[0], s[1], pyr_down_output_size(s[2]), pyr_down_output_size(s[3])});
+    py::gil_scoped_release release;
+    pyr_down_backward_cpu(mut<T>(dx), cptr<T>(dy), s[0] * s[1], s[2], s[3]);
+  });
+}
+
+void pyr_up_forward(py::array y, py::array x) {
+  const char* op = "pyr_up";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(x), ys = shape_of(y);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), {s[0], s[1], ys[2], ys[3]}, true);
+    require(ys[2] >= 1 && ys[3] >= 1, "pyr_up: output size must be positive");
+    py::gil_scoped_release release;
+    pyr_up_forward_cpu(mut<T>(y), cptr<T>(x), s[0] * s[1], s[2], s[3], ys[2], ys[3]);
+  });
+}
+
+void pyr_up_backward(py::array dx, py::array dy) {
+  const char* op = "pyr_up_backward";
+  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "dy", dy, 4);
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(dx), ys = shape_of(dy);
+    check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {s[0], s[1], ys[2], ys[3]});
+    py::gil_scoped_release release;
+    pyr_up_backward_cpu(mut<T>(dx), cptr<T>(dy), s[0] * s[1], s[2], s[3], ys[2], ys[3]);
+  });
+}
+
+// ------------------------------------------------------------------ warp
+void warp_affine_forward(py::array y, py::array x, py::array theta, int mode, int padding,
+                         bool align_corners) {
+  const char* op = "warp_affine";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "y", y, 4);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    const auto s = shape_of(x), ys = shape_of(y);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "theta", theta, py::dtype::of<T>(), {s[0], 2, 3});
+    check_array(op, "y", y, py::dtype::of<T>(), {s[0], s[1], ys[2], ys[3]}, true);
+    require(mode == 0 || mode == 1, "warp_affine: unknown mode");
+    require(padding >= 0 && padding <= 2, "warp_affine: unknown padding_mode");
+    py::gil_scoped_release release;
+    warp_affine_forward_cpu(mut<T>(y), cptr<T>(x), cptr<T>(theta), s[0], s[1], s[2], s[3], ys[2],
+                            ys[3], mode, padding, align_corners);
+  });
+}
+
+}  // namespace
+}  // namespace striate
+
+PYBIND11_MODULE(_cpu, m) {
+  using namespace striate;
+  namespace py = pybind11;
+  m.doc() = "striate CPU kernels (C++17, OpenMP). Use striate.ops, which validates and allocates.";
+
+  m.def("set_num_threads", [](int n) { omp_set_num_threads(n); });
+  m.def("get_num_threads", []() { return omp_get_max_threads(); });
+
+  m.def("conv_output_size", &conv_output_size);
+  m.def("conv_transpose_output_size", &conv_transpose_output_size);
+  m.def("pool_output_size", &pool_output_size);
+  m.def("unpool_output_size", &unpool_output_size);
+  m.def("pyr_down_output_size", &pyr_down_output_size);
+
+  m.def("pad2d_forward", &pad2d_forward);
+  m.def("pad2d_backward", &pad2d_backward);
+  m.def("conv2d_forward", &conv2d_forward, py::arg("y"), py::arg("x"), py::arg("w"), py::arg("b"),
+        py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
+        py::arg("reference") = false);
+  m.def("conv2d_backward_data", &conv2d_backward_data);
+  m.def("conv2d_backward_weight", &conv2d_backward_weight);
+  m.def("conv2d_backward_bias", &conv2d_backward_bias);
+  m.def("conv_transpose2d_forward", &conv_transpose2d_forward);
+  m.def("conv_transpose2d_backward", &conv_transpose2d_backward);
+  m.def("max_pool2d_forward", &max_pool2d_forward);
+  m.def("max_pool2d_backward", &max_pool2d_backward);
+  m.def("avg_pool2d_forward", &avg_pool2d_forward);
+  m.def("avg_pool2d_backward", &avg_pool2d_backward);
+  m.def("max_unpool2d_forward", &max_unpool2d_forward);
+  m.def("max_unpool2d_backward", &max_unpool2d_backward);
+  m.def("dropout_forward", &dropout_forward);
+  m.def("dropout_backward", &dropout_backward);
+  m.def("philox4x32_10", &philox);
+  m.def("pyr_down_forward", &pyr_down_forward);
+  m.def("pyr_down_backward", &pyr_down_backward);
+  m.def("pyr_up_forward", &pyr_up_forward);
+  m.def("pyr_up_backward", &pyr_up_backward);
+  m.def("warp_affine_forward", &warp_affine_forward);
+}

@@ -1,0 +1,64 @@
+// philox.h: Philox4x32-10 (Salmon et al., "Parallel Random Numbers: As Easy
+// as 1, 2, 3", SC'11), the counter-based generator behind dropout. A dropout
+// mask bit is a pure function of (seed, offset, element index), so the CPU
+// and CUDA kernels produce identical masks:
+//   counter = (i / 4 as 64 bits, offset as 64 bits), key = seed as 64 bits,
+//   word    = philox(counter, key)[i % 4],
+//   keep    = word >= threshold,  threshold = round(p * 2^32)  (uint64).
+#pragma once
+#include "macros.h"
+
+namespace striate {
+
+struct Philox4 {
+  uint32_t v[4];
+};
+
+STRIATE_HD inline void philox_mulhilo(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
+  uint64_t p = (uint64_t)a * (uint64_t)b;
+  *hi = (uint32_t)(p >> 32);
+  *lo = (uint32_t)p;
+}
+
+STRIATE_HD inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
+  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+  const uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, lo0, hi1, lo1;
+    philox_mulhilo(M0, ctr.v[0], &hi0, &lo0);
+    philox_mulhilo(M1, ctr.v[2], &hi1, &lo1);
+    Philox4 next;
+    next.v[0] = hi1 ^ ctr.v[1] ^ k0;
+    next.v[1] = lo1;
+    next.v[2] = hi0 ^ ctr.v[3] ^ k1;
+    next.v[3] = lo0;
+    ctr = next;
+    k0 += W0;
+    k1 += W1;
+  }
+  return ctr;
+}
+
+// The four random words shared by elements 4*block .. 4*block+3.
+STRIATE_HD inline Philox4 dropout_block(uint64_t seed, uint64_t offset, uint64_t block) {
+  Philox4 ctr;
+  ctr.v[0] = (uint32_t)block;
+  ctr.v[1] = (uint32_t)(block >> 32);
+  ctr.v[2] = (uint32_t)offset;
+  ctr.v[3] = (uint32_t)(offset >> 32);
+  return philox4x32_10(ctr, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+// Keep threshold for drop probability p in [0, 1]: P(word >= t) = 1 - p.
+STRIATE_HD inline uint64_t dropout_threshold(double p) {
+  double t = p * 4294967296.0;
+  if (t <= 0.0) return 0;
+  if (t >= 4294967296.0) return 4294967296ull;
+  return (uint64_t)(t + 0.5);
+}
+
+STRIATE_HD inline bool dropout_keep(uint32_t word, uint64_t threshold) {
+  return (uint64_t)word >= threshold;
+}
+
+}  // namespace striate

@@ -1,0 +1,94 @@
+// pool_index.h: per-output-cell pooling math shared by CPU and CUDA kernels.
+// Windows start at o*stride - pad; cells outside the plane never take part
+// (padding never wins a max). Argmax indices are flat h*W + w within the
+// (n, c) plane, PyTorch's encoding.
+#pragma once
+#include <cmath>
+
+#include "macros.h"
+
+namespace striate {
+
+struct Pool2dGeometry {
+  index_t H, W, Ho, Wo;
+  index_t kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// Max over one window with PyTorch's rules: the first maximum in row-major
+// window order wins ties; a NaN wins over any number (the last NaN seen).
+// When every candidate is -inf the index is the first in-plane cell.
+template <typename T>
+STRIATE_HD inline void max_pool_cell(const T* plane, const Pool2dGeometry& g, index_t oh,
+                                     index_t ow, T* out, int64_t* out_index) {
+  index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  T best = -T(INFINITY);
+  int64_t best_index = -1;  // stays -1 only if the window holds no in-plane cell
+  for (index_t a = 0; a < g.kh; ++a) {
+    index_t h = h0 + a * g.dh;
+    if (h < 0 || h >= g.H) continue;
+    for (index_t b = 0; b < g.kw; ++b) {
+      index_t w = w0 + b * g.dw;
+      if (w < 0 || w >= g.W) continue;
+      T v = plane[h * g.W + w];
+      if (best_index < 0 || v > best || v != v) {
+        best = v;
+        best_index = h * g.W + w;
+      }
+    }
+  }
+  *out = best;
+  *out_index = best_index;
+}
+
+// Average pooling divisor and window sum (no dilation, PyTorch's definition:
+// the padded window is clipped to in + pad before counting).
+template <typename T>
+STRIATE_HD inline T avg_pool_cell(const T* plane, const Pool2dGeometry& g, index_t oh, index_t ow,
+                                  bool count_include_pad, index_t divisor_override) {
+  index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  index_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
+  index_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
+  index_t pool_size = (h1 - h0) * (w1 - w0);
+  h0 = h0 > 0 ? h0 : 0;
+  w0 = w0 > 0 ? w0 : 0;
+  h1 = h1 < g.H ? h1 : g.H;
+  w1 = w1 < g.W ? w1 : g.W;
+  T sum = T(0);
+  for (index_t h = h0; h < h1; ++h)
+    for (index_t w = w0; w < w1; ++w) sum += plane[h * g.W + w];
+  index_t divisor = divisor_override > 0 ? divisor_override
+                    : count_include_pad  ? pool_size
+                                         : (h1 - h0) * (w1 - w0);
+  return divisor > 0 ? sum / T(divisor) : T(0);
+}
+
+template <typename T>
+STRIATE_HD inline T avg_pool_scale(const Pool2dGeometry& g, index_t oh, index_t ow,
+                                   bool count_include_pad, index_t divisor_override) {
+  index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  index_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
+  index_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
+  index_t pool_size = (h1 - h0) * (w1 - w0);
+  h0 = h0 > 0 ? h0 : 0;
+  w0 = w0 > 0 ? w0 : 0;
+  h1 = h1 < g.H ? h1 : g.H;
+  w1 = w1 < g.W ? w1 : g.W;
+  index_t divisor = divisor_override > 0 ? divisor_override
+                    : count_include_pad  ? pool_size
+                                         : (h1 - h0) * (w1 - w0);
+  return divisor > 0 ? T(1) / T(divisor) : T(0);
+}
+
+// Range [lo, hi) of output positions whose (undilated) window covers input
+// coordinate i: o*s - p <= i < o*s - p + k.
+STRIATE_HD inline void pool_covering_range(index_t i, index_t k, index_t s, index_t p,
+                                           index_t out_size, index_t* lo, index_t* hi) {
+  index_t a = i + p - k + 1;  // smallest o*s allowed
+  index_t l = a <= 0 ? 0 : (a + s - 1) / s;
+  index_t h = (i + p) / s + 1;
+  if (i + p < 0) h = 0;
+  *lo = l;
+  *hi = h < out_size ? h : out_size;
+}
+
+}  // namespace striate

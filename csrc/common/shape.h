@@ -1,0 +1,43 @@
+// shape.h: output-size formulas shared by CPU kernels, CUDA kernels and the
+// Python layer (through the bound helpers in bind_cpu.cpp), so that every
+// layer agrees on one definition. A result <= 0 means "no valid output".
+#pragma once
+#include "macros.h"
+
+namespace striate {
+
+// Convolution / correlation: input length `in`, total padding `pad_total`
+// (before + after), kernel `k`, stride `s`, dilation `d`.
+STRIATE_HD inline index_t conv_output_size(index_t in, index_t k, index_t s, index_t pad_total,
+                                           index_t d) {
+  index_t span = in + pad_total - d * (k - 1) - 1;
+  if (span < 0) return 0;
+  return span / s + 1;
+}
+
+// Transposed convolution (the adjoint geometry of conv_output_size).
+STRIATE_HD inline index_t conv_transpose_output_size(index_t in, index_t k, index_t s, index_t pad,
+                                                     index_t d, index_t output_padding) {
+  return (in - 1) * s - 2 * pad + d * (k - 1) + output_padding + 1;
+}
+
+// Pooling, PyTorch's rule: with ceil_mode the last window must start inside
+// the input or the left padding, never entirely in the right padding.
+STRIATE_HD inline index_t pool_output_size(index_t in, index_t k, index_t s, index_t pad, index_t d,
+                                           bool ceil_mode) {
+  index_t span = in + 2 * pad - d * (k - 1) - 1;
+  if (span < 0) return 0;
+  index_t out = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
+  if (ceil_mode && (out - 1) * s >= in + pad) --out;
+  return out;
+}
+
+// Default output length of max_unpool2d (inverse of an unpadded-floor pooling).
+STRIATE_HD inline index_t unpool_output_size(index_t in, index_t k, index_t s, index_t pad) {
+  return (in - 1) * s - 2 * pad + k;
+}
+
+// pyr_down halves each side, rounding up (cv2.pyrDown's default size).
+STRIATE_HD inline index_t pyr_down_output_size(index_t in) { return (in + 1) / 2; }
+
+}  // namespace striate

@@ -1,0 +1,39 @@
+// conv2d.h: the three convolution building blocks shared by conv2d.cpp and
+// conv_transpose2d.cpp (a transposed convolution is a convolution's
+// backward-data pass, and vice versa).
+// Geometry of a cross-correlation x (N, C, H, W) * w (K, C/groups, kh, kw)
+// -> y (N, K, Ho, Wo); padding may differ per side (top/left given, the
+// bottom/right amount is implied by Ho/Wo).
+#pragma once
+#include "common/macros.h"
+
+namespace striate {
+
+struct Conv2dGeometry {
+  index_t N, C, H, W;    // input
+  index_t K, Ho, Wo;     // output
+  index_t kh, kw, sh, sw, pt, pl, dh, dw, groups;
+};
+
+// y = conv(x, w) + b        (b may be null)                    y:  =
+template <typename T>
+void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g);
+
+// dx = conv^T(dy, w)                                           dx: =
+template <typename T>
+void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeometry& g);
+
+// dw = sum_n dy[n] (x) x[n]                                   dw: =
+template <typename T>
+void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeometry& g);
+
+// db[k] = sum over n and the P positions of dy (N, K, P)       db: =
+template <typename T>
+void conv2d_backward_bias_cpu(T* db, const T* dy, index_t N, index_t K, index_t P);
+
+// The plain reference loops the fast paths above are tested against.
+template <typename T>
+void conv2d_forward_reference_cpu(T* y, const T* x, const T* w, const T* b,
+                                  const Conv2dGeometry& g);
+
+}  // namespace striate

@@ -1,0 +1,93 @@
+// pool2d.cpp: max and average pooling on the CPU, forward and backward.
+// Per-cell math (window bounds, tie and NaN rules, divisors) lives in
+// common/pool_index.h and is shared with the CUDA kernels. Work is spread
+// over (plane, output row) pairs. Max-pool backward scatters into each plane
+// from one thread (fixed order, deterministic); average-pool backward is a
+// gather over the windows covering each input cell.
+#include "pool2d.h"
+
+#include <algorithm>
+
+#include "unpool2d.h"
+
+namespace striate {
+
+template <typename T>
+void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
+                            const Pool2dGeometry& g) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t p = 0; p < planes; ++p)
+    for (index_t oh = 0; oh < g.Ho; ++oh) {
+      const T* plane = x + p * g.H * g.W;
+      T* yrow = y + (p * g.Ho + oh) * g.Wo;
+      int64_t* irow = indices + (p * g.Ho + oh) * g.Wo;
+      for (index_t ow = 0; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
+    }
+}
+
+template <typename T>
+index_t max_pool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
+                                const Pool2dGeometry& g) {
+  const index_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+  const index_t bad = first_bad_index_cpu(indices, planes * out_plane, in_plane);
+  if (bad >= 0) return bad;
+#pragma omp parallel for schedule(static)
+  for (index_t p = 0; p < planes; ++p) {
+    T* dplane = dx + p * in_plane;
+    std::fill(dplane, dplane + in_plane, T(0));
+    const T* dyp = dy + p * out_plane;
+    const int64_t* ip = indices + p * out_plane;
+    for (index_t o = 0; o < out_plane; ++o) dplane[ip[o]] += dyp[o];
+  }
+  return -1;
+}
+
+template <typename T>
+void avg_pool2d_forward_cpu(T* y, const T* x, index_t planes, const Pool2dGeometry& g,
+                            bool count_include_pad, index_t divisor_override) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t p = 0; p < planes; ++p)
+    for (index_t oh = 0; oh < g.Ho; ++oh) {
+      const T* plane = x + p * g.H * g.W;
+      T* yrow = y + (p * g.Ho + oh) * g.Wo;
+      for (index_t ow = 0; ow < g.Wo; ++ow)
+        yrow[ow] = avg_pool_cell(plane, g, oh, ow, count_include_pad, divisor_override);
+    }
+}
+
+template <typename T>
+void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeometry& g,
+                             bool count_include_pad, index_t divisor_override) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t p = 0; p < planes; ++p)
+    for (index_t h = 0; h < g.H; ++h) {
+      const T* dyp = dy + p * g.Ho * g.Wo;
+      T* dxrow = dx + (p * g.H + h) * g.W;
+      index_t oh0, oh1;
+      pool_covering_range(h, g.kh, g.sh, g.ph, g.Ho, &oh0, &oh1);
+      for (index_t w = 0; w < g.W; ++w) {
+        index_t ow0, ow1;
+        pool_covering_range(w, g.kw, g.sw, g.pw, g.Wo, &ow0, &ow1);
+        T s = T(0);
+        for (index_t oh = oh0; oh < oh1; ++oh)
+          for (index_t ow = ow0; ow < ow1; ++ow)
+            s += dyp[oh * g.Wo + ow] *
+                 avg_pool_scale<T>(g, oh, ow, count_include_pad, divisor_override);
+        dxrow[w] = s;
+      }
+    }
+}
+
+#define STRIATE_INSTANTIATE_POOL2D(T)                                                       \
+  template void max_pool2d_forward_cpu<T>(T*, int64_t*, const T*, index_t,                  \
+                                          const Pool2dGeometry&);                           \
+  template index_t max_pool2d_backward_cpu<T>(T*, const T*, const int64_t*, index_t,        \
+                                              const Pool2dGeometry&);                       \
+  template void avg_pool2d_forward_cpu<T>(T*, const T*, index_t, const Pool2dGeometry&, bool, \
+                                          index_t);                                         \
+  template void avg_pool2d_backward_cpu<T>(T*, const T*, index_t, const Pool2dGeometry&, bool, \
+                                           index_t);
+STRIATE_INSTANTIATE_POOL2D(float)
+STRIATE_INSTANTIATE_POOL2D(double)
+
+}  // namespace striate

@@ -1,0 +1,21 @@
+// unpool2d.h: max-unpooling kernels and index validation (see unpool2d.cpp).
+#pragma once
+#include "common/macros.h"
+
+namespace striate {
+
+// First flat position whose index lies outside [0, limit), or -1.
+index_t first_bad_index_cpu(const int64_t* indices, index_t count, index_t limit);
+
+// y (planes, Ho*Wo) = 0 except y[p][indices[p][i]] = x[p][i]. Every index is
+// checked before anything is written; returns the first bad position or -1. y: =
+template <typename T>
+index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index_t planes,
+                                 index_t in_plane, index_t out_plane);
+
+// dx[p][i] = dy[p][indices[p][i]] (a gather); same validation.          dx: =
+template <typename T>
+index_t max_unpool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
+                                  index_t in_plane, index_t out_plane);
+
+}  // namespace striate

@@ -1,0 +1,154 @@
+"""2-D convolution (cross-correlation): ``conv2d`` and ``conv2d_backward``.
+
+Semantics of ``torch.nn.functional.conv2d`` plus ``torch.nn.Conv2d``'s
+``padding_mode``: with a mode other than "zeros" the input is padded with
+:func:`striate.ops.pad2d` first and the convolution itself is unpadded.
+"""
+from __future__ import annotations
+
+from .. import _cpu
+from . import _check as check
+from .pad2d import _check_pad_limits, pad2d, pad2d_backward
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _padding(op, padding, kernel, stride, dilation):
+    """Returns (top, bottom, left, right) for int / pair / "same" / "valid"."""
+    if isinstance(padding, str):
+        check.choice(op, "padding", padding, ("same", "valid"))
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' requires stride 1, got stride {stride}")
+        total_h = dilation[0] * (kernel[0] - 1)
+        total_w = dilation[1] * (kernel[1] - 1)
+        return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    ph, pw = check.pair(op, "padding", padding, 0)
+    return (ph, ph, pw, pw)
+
+
+class _Conv:
+    """Validated geometry of one convolution call."""
+
+    def __init__(self, op, x_shape, w, stride, padding, dilation, groups, padding_mode):
+        self.stride = check.pair(op, "stride", stride, 1)
+        self.dilation = check.pair(op, "dilation", dilation, 1)
+        self.groups = check.integer(op, "groups", groups, 1)
+        check.choice(op, "padding_mode", padding_mode, PADDING_MODES)
+        N, C, H, W = x_shape
+        K, Cg, kh, kw = w.shape
+        if C % self.groups or K % self.groups:
+            raise ValueError(
+                f"{op}: in_channels ({C}) and out_channels ({K}) must be divisible by groups "
+                f"({self.groups})"
+            )
+        if Cg * self.groups != C:
+            raise ValueError(
+                f"{op}: weight.shape[1] ({Cg}) must equal in_channels / groups ({C // self.groups})"
+            )
+        top, bottom, left, right = _padding(op, padding, (kh, kw), self.stride, self.dilation)
+        self.mode = padding_mode
+        if padding_mode != "zeros":
+            # Explicit padding of the input, then an unpadded convolution.
+            self.pre_pad = (left, right, top, bottom)
+            _check_pad_limits(op, x_shape, self.pre_pad, padding_mode)
+            self.pad_mode = padding_mode
+            H, W = H + top + bottom, W + left + right
+            top = bottom = left = right = 0
+        else:
+            self.pre_pad = None
+        eff_h, eff_w = self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1
+        if H + top + bottom < eff_h or W + left + right < eff_w:
+            raise ValueError(
+                f"{op}: kernel ({eff_h}x{eff_w} with dilation) is larger than the padded input "
+                f"({H + top + bottom}x{W + left + right})"
+            )
+        self.pad = (top, left)
+        self.Ho = _cpu.conv_output_size(H, kh, self.stride[0], top + bottom, self.dilation[0])
+        self.Wo = _cpu.conv_output_size(W, kw, self.stride[1], left + right, self.dilation[1])
+        self.out_shape = (N, K, self.Ho, self.Wo)
+
+    def padded_input(self, x):
+        return x if self.pre_pad is None else pad2d(x, self.pre_pad, self.pad_mode)
+
+
+def _check_weight(op, x, w, b):
+    check.array(op, "weight", w)
+    check.same_kind(op, "x", x, "weight", w)
+    if b is not None:
+        check.array(op, "bias", b, ndim=1)
+        check.same_kind(op, "x", x, "bias", b)
+        if b.shape[0] != w.shape[0]:
+            raise ValueError(f"{op}: bias must have shape ({w.shape[0]},), got {tuple(b.shape)}")
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """2-D cross-correlation, ``torch.nn.functional.conv2d`` semantics.
+
+    Args:
+        x: (N, C, H, W) input. w: (K, C/groups, kh, kw) weight. b: (K,) bias or None.
+        stride, dilation: int or pair. padding: int, pair, "same" or "valid".
+        groups: channel groups. padding_mode: "zeros", "reflect", "replicate", "circular".
+
+    Returns:
+        (N, K, Ho, Wo) array.
+    """
+    op = "conv2d"
+    check.array(op, "x", x)
+    _check_weight(op, x, w, b)
+    g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
+    check.cpu_only(op, x)
+    xp = g.padded_input(x)
+    y = check.empty(x, g.out_shape)
+    _cpu.conv2d_forward(y, xp, w, b, g.stride, g.pad, g.dilation, g.groups)
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                    needs=(True, True, True)):
+    """Gradients of :func:`conv2d` with respect to (x, w, b).
+
+    Args:
+        dy: gradient of the output, shaped like conv2d's result.
+        needs: which of (dx, dw, db) to compute; an entry not needed is None.
+
+    Returns:
+        (dx, dw, db).
+    """
+    op = "conv2d_backward"
+    check.array(op, "dy", dy)
+    check.array(op, "x", x)
+    _check_weight(op, x, w, None)
+    check.same_kind(op, "x", x, "dy", dy)
+    if not isinstance(needs, (tuple, list)) or len(needs) != 3:
+        raise ValueError(f"{op}: needs must be a triple of bools, got {needs!r}")
+    g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
+    if tuple(dy.shape) != g.out_shape:
+        raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
+    check.cpu_only(op, x)
+    xp = g.padded_input(x)
+    dx = dw = db = None
+    if needs[0]:
+        dxp = check.empty(x, xp.shape)
+        _cpu.conv2d_backward_data(dxp, dy, w, g.stride, g.pad, g.dilation, g.groups)
+        dx = dxp if g.pre_pad is None else pad2d_backward(dxp, x.shape, g.pre_pad, g.pad_mode)
+    if needs[1]:
+        dw = check.empty(w, w.shape)
+        _cpu.conv2d_backward_weight(dw, dy, xp, g.stride, g.pad, g.dilation, g.groups)
+    if needs[2]:
+        db = check.empty(dy, (w.shape[0],))
+        _cpu.conv2d_backward_bias(db, dy)
+    return dx, dw, db
+
+
+def conv2d_reference(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """The plain loop-nest CPU kernel that the fast path is tested against."""
+    op = "conv2d_reference"
+    check.array(op, "x", x)
+    _check_weight(op, x, w, b)
+    g = _Conv(op, x.shape, w, stride, padding, dilation, groups, "zeros")
+    check.cpu_only(op, x)
+    y = check.empty(x, g.out_shape)
+    _cpu.conv2d_forward(y, x, w, b, g.stride, g.pad, g.dilation, g.groups, reference=True)
+    return y

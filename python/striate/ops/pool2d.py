@@ -1,0 +1,121 @@
+"""Max, average and sum pooling with their backward passes.
+
+Semantics of ``torch.nn.functional.max_pool2d(..., return_indices=True)`` and
+``avg_pool2d``: PyTorch's output-size rule (ceil_mode never starts a window
+in the right padding), padding at most half the kernel, flat int64 argmax
+indices h*W + w per (n, c) plane, ties to the first cell in row-major
+window order, NaN propagates. ``sum_pool2d`` is ``avg_pool2d`` with
+``divisor_override=1``.
+"""
+from __future__ import annotations
+
+from .. import _cpu
+from . import _check as check
+
+
+class _Pool:
+    """Validated pooling geometry (shared by every pooling op)."""
+
+    def __init__(self, op, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
+        self.kernel = check.pair(op, "kernel_size", kernel_size, 1)
+        self.stride = self.kernel if stride is None else check.pair(op, "stride", stride, 1)
+        self.padding = check.pair(op, "padding", padding, 0)
+        self.dilation = check.pair(op, "dilation", dilation, 1)
+        if not isinstance(ceil_mode, bool):
+            raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
+        for p, k in zip(self.padding, self.kernel):
+            if p > k // 2:
+                raise ValueError(f"{op}: padding ({p}) must be at most half the kernel size ({k})")
+        H, W = x_shape[2], x_shape[3]
+        self.Ho = _cpu.pool_output_size(H, self.kernel[0], self.stride[0], self.padding[0],
+                                        self.dilation[0], ceil_mode)
+        self.Wo = _cpu.pool_output_size(W, self.kernel[1], self.stride[1], self.padding[1],
+                                        self.dilation[1], ceil_mode)
+        if self.Ho < 1 or self.Wo < 1:
+            raise ValueError(
+                f"{op}: the output would be empty ({self.Ho}x{self.Wo}) for input {H}x{W}, "
+                f"kernel {self.kernel}, stride {self.stride}, padding {self.padding}, "
+                f"dilation {self.dilation}"
+            )
+        self.out_shape = (x_shape[0], x_shape[1], self.Ho, self.Wo)
+
+
+def _check_dy(op, dy, expected):
+    check.array(op, "dy", dy)
+    if tuple(dy.shape) != tuple(expected):
+        raise ValueError(f"{op}: dy must have shape {tuple(expected)}, got {tuple(dy.shape)}")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling with argmax indices.
+
+    Returns:
+        (y, indices): y (N, C, Ho, Wo); indices int64, flat h*W + w within each plane.
+    """
+    op = "max_pool2d"
+    check.array(op, "x", x)
+    g = _Pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    check.cpu_only(op, x)
+    y = check.empty(x, g.out_shape)
+    indices = check.empty(x, g.out_shape, dtype="int64")
+    _cpu.max_pool2d_forward(y, indices, x, g.kernel, g.stride, g.padding, g.dilation)
+    return y, indices
+
+
+def max_pool2d_backward(dy, indices, x_shape):
+    """Gradient of :func:`max_pool2d`: each dy goes to its argmax cell (summed when shared)."""
+    op = "max_pool2d_backward"
+    check.array(op, "dy", dy)
+    check.array(op, "indices", indices, dtype="int64")
+    x_shape = check.shape4(op, "x_shape", x_shape)
+    if tuple(indices.shape) != tuple(dy.shape):
+        raise ValueError(f"{op}: indices must have the shape of dy {tuple(dy.shape)}, got {tuple(indices.shape)}")
+    if dy.shape[:2] != x_shape[:2]:
+        raise ValueError(f"{op}: dy's (N, C) {tuple(dy.shape[:2])} must match x_shape's {x_shape[:2]}")
+    check.cpu_only(op, dy)
+    dx = check.empty(dy, x_shape)
+    _cpu.max_pool2d_backward(dx, dy, indices)
+    return dx
+
+
+def _divisor(op, divisor_override):
+    if divisor_override is None:
+        return 0
+    return check.integer(op, "divisor_override", divisor_override, 1)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling, ``torch.nn.functional.avg_pool2d`` semantics."""
+    op = "avg_pool2d"
+    check.array(op, "x", x)
+    g = _Pool(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = _divisor(op, divisor_override)
+    check.cpu_only(op, x)
+    y = check.empty(x, g.out_shape)
+    _cpu.avg_pool2d_forward(y, x, g.kernel, g.stride, g.padding, bool(count_include_pad), divisor)
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """Gradient of :func:`avg_pool2d` (a gather over the covering windows)."""
+    op = "avg_pool2d_backward"
+    x_shape = check.shape4(op, "x_shape", x_shape)
+    g = _Pool(op, x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    _check_dy(op, dy, g.out_shape)
+    divisor = _divisor(op, divisor_override)
+    check.cpu_only(op, dy)
+    dx = check.empty(dy, x_shape)
+    _cpu.avg_pool2d_backward(dx, dy, g.kernel, g.stride, g.padding, bool(count_include_pad), divisor)
+    return dx
+
+
+def sum_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Sum pooling: ``avg_pool2d(..., divisor_override=1)``."""
+    return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, True, 1)
+
+
+def sum_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Gradient of :func:`sum_pool2d`."""
+    return avg_pool2d_backward(dy, x_shape, kernel_size, stride, padding, ceil_mode, True, 1)
