@@ -46,13 +46,14 @@ Taps pyr_down_taps(index_t n) {
   return t;
 }
 
-Taps pyr_up_taps(index_t n, index_t m) {
+Taps pyr_up_taps(index_t n, index_t m, bool vertical) {
   Taps t;
-  t.kind = m == 2 * n ? TAPS_UP : TAPS_GENERIC;
+  t.kind = TAPS_UP;
   t.n_in = n;
   for (index_t o = 0; o < m; ++o) {
+    const index_t j = pyr_up_effective_output(o, n, vertical);
     for (int a = 0; a < 5; ++a) {
-      const index_t s = pyr_up_source(o, a, m, n);
+      const index_t s = pyr_up_source(j, a, n);
       if (s >= 0) t.add(s, pyr_kernel_tap(a) / 8.0);
     }
     t.end_output();
@@ -149,14 +150,14 @@ void pyr_down_backward_cpu(T* dx, const T* dy, index_t planes, index_t H, index_
 template <typename T>
 void pyr_up_forward_cpu(T* y, const T* x, index_t planes, index_t H, index_t W, index_t Ho,
                         index_t Wo) {
-  separable_apply(y, x, planes, H, W, pyr_up_taps(H, Ho), pyr_up_taps(W, Wo));
+  separable_apply(y, x, planes, H, W, pyr_up_taps(H, Ho, true), pyr_up_taps(W, Wo, false));
 }
 
 template <typename T>
 void pyr_up_backward_cpu(T* dx, const T* dy, index_t planes, index_t H, index_t W, index_t Ho,
                          index_t Wo) {
-  separable_apply(dx, dy, planes, Ho, Wo, transpose_taps(pyr_up_taps(H, Ho), H),
-                  transpose_taps(pyr_up_taps(W, Wo), W));
+  separable_apply(dx, dy, planes, Ho, Wo, transpose_taps(pyr_up_taps(H, Ho, true), H),
+                  transpose_taps(pyr_up_taps(W, Wo, false), W));
 }
 
 #define STRIATE_INSTANTIATE_PYRAMID(T)                                                        \
