@@ -120,7 +120,7 @@ void micro_kernel(index_t kc, const T* __restrict Ap, const T* __restrict Bp, T*
     std::memcpy(&b0, Bp, sizeof(V));
     std::memcpy(&b1, Bp + L, sizeof(V));
     for (int r = 0; r < MR; ++r) {
-      V a = V{} + Ap[r];
+      const T a = Ap[r];  // scalar * vector broadcasts
       acc[r][0] += a * b0;
       acc[r][1] += a * b1;
     }

@@ -12,16 +12,47 @@
 
 namespace striate {
 
+namespace {
+
+// The common 2x2, stride-2, unpadded window, fully inside the plane: the
+// four candidates in row-major order with max_pool_cell's rule (a later
+// candidate wins if it is larger or NaN).
+template <typename T>
+inline void max_pool_2x2_cell(const T* r0, const T* r1, index_t h, index_t w, index_t W, T* out,
+                              int64_t* out_index) {
+  T best = r0[w];
+  int64_t bi = h * W + w;
+  const T c[3] = {r0[w + 1], r1[w], r1[w + 1]};
+  const int64_t ci[3] = {h * W + w + 1, (h + 1) * W + w, (h + 1) * W + w + 1};
+  for (int k = 0; k < 3; ++k)
+    if (c[k] > best || c[k] != c[k]) {
+      best = c[k];
+      bi = ci[k];
+    }
+  *out = best;
+  *out_index = bi;
+}
+
+}  // namespace
+
 template <typename T>
 void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
                             const Pool2dGeometry& g) {
+  const bool is_2x2 = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 &&
+                      g.pw == 0 && g.dh == 1 && g.dw == 1;
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t oh = 0; oh < g.Ho; ++oh) {
       const T* plane = x + p * g.H * g.W;
       T* yrow = y + (p * g.Ho + oh) * g.Wo;
       int64_t* irow = indices + (p * g.Ho + oh) * g.Wo;
-      for (index_t ow = 0; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
+      index_t ow = 0;
+      if (is_2x2 && 2 * oh + 1 < g.H) {
+        const index_t full = std::min(g.Wo, g.W / 2);  // windows entirely inside the row
+        const T* r0 = plane + 2 * oh * g.W;
+        for (; ow < full; ++ow) max_pool_2x2_cell(r0, r0 + g.W, 2 * oh, 2 * ow, g.W, yrow + ow, irow + ow);
+      }
+      for (; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
     }
 }
 
