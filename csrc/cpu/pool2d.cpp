@@ -7,8 +7,7 @@
 #include "pool2d.h"
 
 #include <algorithm>
-
-#include "unpool2d.h"
+#include <vector>
 
 namespace striate {
 
@@ -59,18 +58,25 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
 template <typename T>
 index_t max_pool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
                                 const Pool2dGeometry& g) {
+  // Each plane is zeroed and scattered by one thread; an index outside the
+  // plane is never dereferenced, only reported (dx is then discarded).
   const index_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
-  const index_t bad = first_bad_index_cpu(indices, planes * out_plane, in_plane);
-  if (bad >= 0) return bad;
-#pragma omp parallel for schedule(static)
+  index_t first_bad = planes * out_plane;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (index_t p = 0; p < planes; ++p) {
     T* dplane = dx + p * in_plane;
     std::fill(dplane, dplane + in_plane, T(0));
     const T* dyp = dy + p * out_plane;
     const int64_t* ip = indices + p * out_plane;
-    for (index_t o = 0; o < out_plane; ++o) dplane[ip[o]] += dyp[o];
+    for (index_t o = 0; o < out_plane; ++o) {
+      const int64_t i = ip[o];
+      if (i >= 0 && i < in_plane)
+        dplane[i] += dyp[o];
+      else
+        first_bad = std::min(first_bad, p * out_plane + o);
+    }
   }
-  return -1;
+  return first_bad == planes * out_plane ? -1 : first_bad;
 }
 
 template <typename T>
@@ -89,6 +95,15 @@ void avg_pool2d_forward_cpu(T* y, const T* x, index_t planes, const Pool2dGeomet
 template <typename T>
 void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeometry& g,
                              bool count_include_pad, index_t divisor_override) {
+  // Gather: dx[h][w] = sum over the windows covering (h, w) of dy * 1/divisor.
+  // The divisors and the covering column ranges are the same for every
+  // plane, so they are tabulated once.
+  std::vector<T> scale(g.Ho * g.Wo);
+  for (index_t oh = 0; oh < g.Ho; ++oh)
+    for (index_t ow = 0; ow < g.Wo; ++ow)
+      scale[oh * g.Wo + ow] = avg_pool_scale<T>(g, oh, ow, count_include_pad, divisor_override);
+  std::vector<index_t> ow_lo(g.W), ow_hi(g.W);
+  for (index_t w = 0; w < g.W; ++w) pool_covering_range(w, g.kw, g.sw, g.pw, g.Wo, &ow_lo[w], &ow_hi[w]);
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t h = 0; h < g.H; ++h) {
@@ -97,13 +112,10 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
       index_t oh0, oh1;
       pool_covering_range(h, g.kh, g.sh, g.ph, g.Ho, &oh0, &oh1);
       for (index_t w = 0; w < g.W; ++w) {
-        index_t ow0, ow1;
-        pool_covering_range(w, g.kw, g.sw, g.pw, g.Wo, &ow0, &ow1);
         T s = T(0);
         for (index_t oh = oh0; oh < oh1; ++oh)
-          for (index_t ow = ow0; ow < ow1; ++ow)
-            s += dyp[oh * g.Wo + ow] *
-                 avg_pool_scale<T>(g, oh, ow, count_include_pad, divisor_override);
+          for (index_t ow = ow_lo[w]; ow < ow_hi[w]; ++ow)
+            s += dyp[oh * g.Wo + ow] * scale[oh * g.Wo + ow];
         dxrow[w] = s;
       }
     }

@@ -11,7 +11,8 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
                             const Pool2dGeometry& g);
 
 // dx (planes, H, W) = scatter-add of dy at indices. Returns the first
-// position whose index lies outside [0, H*W) (then dx is untouched), or -1. dx: =
+// position whose index lies outside [0, H*W), or -1. A bad index is never
+// dereferenced; when one is reported the caller must discard dx.          dx: =
 template <typename T>
 index_t max_pool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
                                 const Pool2dGeometry& g);

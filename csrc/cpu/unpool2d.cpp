@@ -1,6 +1,7 @@
 // unpool2d.cpp: max-unpooling (the decoder half of SegNet) on the CPU.
 // Indices are flat positions within each output plane (PyTorch's max_pool2d
-// encoding). They are all validated first, so a bad index writes nothing.
+// encoding). The forward validates them all first, so a bad index writes
+// nothing; the backward checks each index as it gathers.
 // When two inputs name the same cell, the later one (in flat order) wins,
 // deterministically, because each plane is written by one thread.
 #include "unpool2d.h"
@@ -9,7 +10,10 @@
 
 namespace striate {
 
-index_t first_bad_index_cpu(const int64_t* indices, index_t count, index_t limit) {
+namespace {
+
+// First flat position whose index lies outside [0, limit), or -1.
+index_t first_bad_index(const int64_t* indices, index_t count, index_t limit) {
   index_t first = count;
 #pragma omp parallel for reduction(min : first) schedule(static)
   for (index_t i = 0; i < count; ++i)
@@ -17,10 +21,12 @@ index_t first_bad_index_cpu(const int64_t* indices, index_t count, index_t limit
   return first == count ? -1 : first;
 }
 
+}  // namespace
+
 template <typename T>
 index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index_t planes,
                                  index_t in_plane, index_t out_plane) {
-  const index_t bad = first_bad_index_cpu(indices, planes * in_plane, out_plane);
+  const index_t bad = first_bad_index(indices, planes * in_plane, out_plane);
   if (bad >= 0) return bad;
 #pragma omp parallel for schedule(static)
   for (index_t p = 0; p < planes; ++p) {
@@ -36,16 +42,23 @@ index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index
 template <typename T>
 index_t max_unpool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
                                   index_t in_plane, index_t out_plane) {
-  const index_t bad = first_bad_index_cpu(indices, planes * in_plane, out_plane);
-  if (bad >= 0) return bad;
-#pragma omp parallel for schedule(static)
+  // One pass: gather and check together. A bad index is never dereferenced
+  // (its dx is 0) and is reported; the caller then discards dx.
+  const index_t count = planes * in_plane;
+  index_t first_bad = count;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (index_t p = 0; p < planes; ++p) {
     const T* dyp = dy + p * out_plane;
     const int64_t* ip = indices + p * in_plane;
     T* dxp = dx + p * in_plane;
-    for (index_t i = 0; i < in_plane; ++i) dxp[i] = dyp[ip[i]];
+    for (index_t i = 0; i < in_plane; ++i) {
+      const int64_t j = ip[i];
+      const bool ok = j >= 0 && j < out_plane;
+      dxp[i] = ok ? dyp[ok ? j : 0] : T(0);
+      if (!ok) first_bad = std::min(first_bad, p * in_plane + i);
+    }
   }
-  return -1;
+  return first_bad == count ? -1 : first_bad;
 }
 
 #define STRIATE_INSTANTIATE_UNPOOL2D(T)                                                 \

@@ -4,16 +4,15 @@
 
 namespace striate {
 
-// First flat position whose index lies outside [0, limit), or -1.
-index_t first_bad_index_cpu(const int64_t* indices, index_t count, index_t limit);
-
 // y (planes, Ho*Wo) = 0 except y[p][indices[p][i]] = x[p][i]. Every index is
 // checked before anything is written; returns the first bad position or -1. y: =
 template <typename T>
 index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index_t planes,
                                  index_t in_plane, index_t out_plane);
 
-// dx[p][i] = dy[p][indices[p][i]] (a gather); same validation.          dx: =
+// dx[p][i] = dy[p][indices[p][i]] (a gather). Returns the first bad
+// position or -1; a bad index is never dereferenced and the caller must
+// then discard dx.                                                      dx: =
 template <typename T>
 index_t max_unpool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, index_t planes,
                                   index_t in_plane, index_t out_plane);
