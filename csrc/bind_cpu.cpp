@@ -112,56 +112,29 @@ void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair st
   });
 }
 
-void conv2d_backward_data(py::array dx, py::array dy, py::array w, Pair stride, Pair pad,
-                          Pair dilation, index_t groups) {
+// Any of dx, dw, db may be None (not needed).
+void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, py::array x,
+                     py::array w, Pair stride, Pair pad, Pair dilation, index_t groups) {
   const char* op = "conv2d_backward";
-  check_ndim(op, "dx", dx, 4);
+  check_ndim(op, "x", x, 4);
   check_ndim(op, "weight", w, 4);
   check_ndim(op, "dy", dy, 4);
   dispatch_float(op, dy, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto ys = shape_of(dy);
-    Conv2dGeometry g = conv_geometry(op, shape_of(dx), shape_of(w), ys[2], ys[3], stride, pad,
-                                     dilation, groups);
-    check_array(op, "dx", dx, dt, {}, true);
-    check_array(op, "weight", w, dt, {});
-    check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
-    py::gil_scoped_release release;
-    conv2d_backward_data_cpu(mut<T>(dx), cptr<T>(dy), cptr<T>(w), g);
-  });
-}
-
-void conv2d_backward_weight(py::array dw, py::array dy, py::array x, Pair stride, Pair pad,
-                            Pair dilation, index_t groups) {
-  const char* op = "conv2d_backward";
-  check_ndim(op, "dw", dw, 4);
-  check_ndim(op, "x", x, 4);
-  check_ndim(op, "dy", dy, 4);
-  dispatch_float(op, dy, [&](auto t) {
-    using T = decltype(t);
-    const auto dt = py::dtype::of<T>();
-    const auto ys = shape_of(dy);
-    Conv2dGeometry g = conv_geometry(op, shape_of(x), shape_of(dw), ys[2], ys[3], stride, pad,
-                                     dilation, groups);
-    check_array(op, "dw", dw, dt, {}, true);
+    const auto xs = shape_of(x), ws = shape_of(w), ys = shape_of(dy);
     check_array(op, "x", x, dt, {});
+    check_array(op, "weight", w, dt, {});
+    Conv2dGeometry g = conv_geometry(op, xs, ws, ys[2], ys[3], stride, pad, dilation, groups);
     check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
+    py::array hx, hw, hb;
+    T* dxp = optional_output<T>(op, "dx", dx, hx, xs);
+    T* dwp = optional_output<T>(op, "dw", dw, hw, ws);
+    T* dbp = optional_output<T>(op, "db", db, hb, {g.K});
     py::gil_scoped_release release;
-    conv2d_backward_weight_cpu(mut<T>(dw), cptr<T>(dy), cptr<T>(x), g);
-  });
-}
-
-void conv2d_backward_bias(py::array db, py::array dy) {
-  const char* op = "conv2d_backward";
-  check_ndim(op, "dy", dy, 4);
-  dispatch_float(op, dy, [&](auto t) {
-    using T = decltype(t);
-    const auto s = shape_of(dy);
-    check_array(op, "dy", dy, py::dtype::of<T>(), {});
-    check_array(op, "db", db, py::dtype::of<T>(), {s[1]}, true);
-    py::gil_scoped_release release;
-    conv2d_backward_bias_cpu(mut<T>(db), cptr<T>(dy), s[0], s[1], s[2] * s[3]);
+    if (dxp) conv2d_backward_data_cpu(dxp, cptr<T>(dy), cptr<T>(w), g);
+    if (dwp) conv2d_backward_weight_cpu(dwp, cptr<T>(dy), cptr<T>(x), g);
+    if (dbp) conv2d_backward_bias_cpu(dbp, cptr<T>(dy), g.N, g.K, g.Ho * g.Wo);
   });
 }
 
@@ -213,23 +186,10 @@ void conv_transpose2d_backward(py::object dx, py::object dw, py::object db, py::
     Conv2dGeometry g = conv_geometry(op, shape_of(dy), ws, xs[2], xs[3], stride, pad, dilation,
                                      groups);
     require(xs[0] == g.N && xs[1] == g.K, "conv_transpose2d_backward: dy and x disagree");
-    T *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
-    py::array a, bw, c;
-    if (!dx.is_none()) {
-      a = dx.cast<py::array>();
-      check_array(op, "dx", a, dt, xs, true);
-      dxp = mut<T>(a);
-    }
-    if (!dw.is_none()) {
-      bw = dw.cast<py::array>();
-      check_array(op, "dw", bw, dt, ws, true);
-      dwp = mut<T>(bw);
-    }
-    if (!db.is_none()) {
-      c = db.cast<py::array>();
-      check_array(op, "db", c, dt, {g.C}, true);
-      dbp = mut<T>(c);
-    }
+    py::array hx, hw, hb;
+    T* dxp = optional_output<T>(op, "dx", dx, hx, xs);
+    T* dwp = optional_output<T>(op, "dw", dw, hw, ws);
+    T* dbp = optional_output<T>(op, "db", db, hb, {g.C});
     py::gil_scoped_release release;
     conv_transpose2d_backward_cpu(dxp, dwp, dbp, cptr<T>(dy), cptr<T>(x), cptr<T>(w), g);
   });
@@ -501,6 +461,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("conv_output_size", &conv_output_size);
   m.def("conv_transpose_output_size", &conv_transpose_output_size);
   m.def("pool_output_size", &pool_output_size);
+  m.def("pool_windows_nonempty", &pool_windows_nonempty);
   m.def("unpool_output_size", &unpool_output_size);
   m.def("pyr_down_output_size", &pyr_down_output_size);
 
@@ -509,9 +470,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("y"), py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("stride"), py::arg("pad"), py::arg("dilation"), py::arg("groups"),
         py::arg("reference") = false);
-  m.def("conv2d_backward_data", &conv2d_backward_data);
-  m.def("conv2d_backward_weight", &conv2d_backward_weight);
-  m.def("conv2d_backward_bias", &conv2d_backward_bias);
+  m.def("conv2d_backward", &conv2d_backward);
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward);
   m.def("conv_transpose2d_backward", &conv_transpose2d_backward);
   m.def("max_pool2d_forward", &max_pool2d_forward);

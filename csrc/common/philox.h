@@ -61,4 +61,21 @@ STRIATE_HD inline bool dropout_keep(uint32_t word, uint64_t threshold) {
   return (uint64_t)word >= threshold;
 }
 
+// Dropout of the elements 4*block .. 4*block+3 (fewer at the end): the
+// per-element step shared by the CPU loop and the CUDA kernel.
+// y = x * (keep ? scale : 0), so a NaN stays NaN, as in PyTorch.
+template <typename T>
+STRIATE_HD inline void dropout_apply_block(T* y, uint8_t* mask, const T* x, index_t count,
+                                           uint64_t block, uint64_t seed, uint64_t offset,
+                                           uint64_t threshold, T scale) {
+  const Philox4 r = dropout_block(seed, offset, block);
+  const index_t i0 = 4 * (index_t)block;
+  const int n = (int)(count - i0 < 4 ? count - i0 : 4);
+  for (int u = 0; u < n; ++u) {
+    const bool keep = dropout_keep(r.v[u], threshold);
+    mask[i0 + u] = (uint8_t)keep;
+    y[i0 + u] = x[i0 + u] * (keep ? scale : T(0));
+  }
+}
+
 }  // namespace striate

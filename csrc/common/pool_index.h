@@ -40,43 +40,46 @@ STRIATE_HD inline void max_pool_cell(const T* plane, const Pool2dGeometry& g, in
   *out_index = best_index;
 }
 
-// Average pooling divisor and window sum (no dilation, PyTorch's definition:
-// the padded window is clipped to in + pad before counting).
-template <typename T>
-STRIATE_HD inline T avg_pool_cell(const T* plane, const Pool2dGeometry& g, index_t oh, index_t ow,
-                                  bool count_include_pad, index_t divisor_override) {
+// The in-plane part [h0, h1) x [w0, w1) of an average-pooling window and its
+// divisor (no dilation; PyTorch's definition: the padded window is clipped
+// to in + pad before counting, and count_include_pad counts that area).
+struct AvgWindow {
+  index_t h0, h1, w0, w1, divisor;
+};
+
+STRIATE_HD inline AvgWindow avg_pool_window(const Pool2dGeometry& g, index_t oh, index_t ow,
+                                            bool count_include_pad, index_t divisor_override) {
   index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
   index_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
   index_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
-  index_t pool_size = (h1 - h0) * (w1 - w0);
-  h0 = h0 > 0 ? h0 : 0;
-  w0 = w0 > 0 ? w0 : 0;
-  h1 = h1 < g.H ? h1 : g.H;
-  w1 = w1 < g.W ? w1 : g.W;
-  T sum = T(0);
-  for (index_t h = h0; h < h1; ++h)
-    for (index_t w = w0; w < w1; ++w) sum += plane[h * g.W + w];
-  index_t divisor = divisor_override > 0 ? divisor_override
-                    : count_include_pad  ? pool_size
-                                         : (h1 - h0) * (w1 - w0);
-  return divisor > 0 ? sum / T(divisor) : T(0);
+  const index_t pool_size = (h1 - h0) * (w1 - w0);
+  AvgWindow r;
+  r.h0 = h0 > 0 ? h0 : 0;
+  r.w0 = w0 > 0 ? w0 : 0;
+  r.h1 = h1 < g.H ? h1 : g.H;
+  r.w1 = w1 < g.W ? w1 : g.W;
+  r.divisor = divisor_override > 0 ? divisor_override
+              : count_include_pad  ? pool_size
+                                   : (r.h1 - r.h0) * (r.w1 - r.w0);
+  return r;
 }
 
 template <typename T>
+STRIATE_HD inline T avg_pool_cell(const T* plane, const Pool2dGeometry& g, index_t oh, index_t ow,
+                                  bool count_include_pad, index_t divisor_override) {
+  const AvgWindow win = avg_pool_window(g, oh, ow, count_include_pad, divisor_override);
+  T sum = T(0);
+  for (index_t h = win.h0; h < win.h1; ++h)
+    for (index_t w = win.w0; w < win.w1; ++w) sum += plane[h * g.W + w];
+  return win.divisor > 0 ? sum / T(win.divisor) : T(0);
+}
+
+// 1 / divisor of output cell (oh, ow): the weight of its gradient.
+template <typename T>
 STRIATE_HD inline T avg_pool_scale(const Pool2dGeometry& g, index_t oh, index_t ow,
                                    bool count_include_pad, index_t divisor_override) {
-  index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-  index_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
-  index_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
-  index_t pool_size = (h1 - h0) * (w1 - w0);
-  h0 = h0 > 0 ? h0 : 0;
-  w0 = w0 > 0 ? w0 : 0;
-  h1 = h1 < g.H ? h1 : g.H;
-  w1 = w1 < g.W ? w1 : g.W;
-  index_t divisor = divisor_override > 0 ? divisor_override
-                    : count_include_pad  ? pool_size
-                                         : (h1 - h0) * (w1 - w0);
-  return divisor > 0 ? T(1) / T(divisor) : T(0);
+  const index_t d = avg_pool_window(g, oh, ow, count_include_pad, divisor_override).divisor;
+  return d > 0 ? T(1) / T(d) : T(0);
 }
 
 // Range [lo, hi) of output positions whose (undilated) window covers input

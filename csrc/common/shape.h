@@ -25,11 +25,26 @@ STRIATE_HD inline index_t conv_transpose_output_size(index_t in, index_t k, inde
 // the input or the left padding, never entirely in the right padding.
 STRIATE_HD inline index_t pool_output_size(index_t in, index_t k, index_t s, index_t pad, index_t d,
                                            bool ceil_mode) {
-  index_t span = in + 2 * pad - d * (k - 1) - 1;
-  if (span < 0) return 0;
-  index_t out = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
+  const index_t span = in + 2 * pad - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  if (span < 0) return 0;  // floor(span / s) + 1 <= 0
+  index_t out = span / s + 1;
   if (ceil_mode && (out - 1) * s >= in + pad) --out;
   return out;
+}
+
+// True when every one of the `out` pooling windows along a side holds at
+// least one input cell (a dilated window can fall entirely in the padding).
+STRIATE_HD inline bool pool_windows_nonempty(index_t in, index_t out, index_t k, index_t s,
+                                             index_t pad, index_t d) {
+  for (index_t o = 0; o < out; ++o) {
+    bool any = false;
+    for (index_t a = 0; a < k && !any; ++a) {
+      const index_t i = o * s - pad + a * d;
+      any = i >= 0 && i < in;
+    }
+    if (!any) return false;
+  }
+  return true;
 }
 
 // Default output length of max_unpool2d (inverse of an unpadded-floor pooling).

@@ -162,29 +162,31 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const index_t wsize = g.K * CgKK;
   const bool pointwise = is_pointwise(g);
+  // dst += dy[n] * col[n]^T for every group of image n.
+  auto accumulate_image = [&](index_t n, T* dst, bool parallel) {
+    T* col = pointwise ? nullptr : static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
+    for (index_t gi = 0; gi < g.groups; ++gi) {
+      const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
+      const T* B = xg;
+      if (!pointwise) {
+        im2col(xg, Cg, g, col);
+        B = col;
+      }
+      // B(k = p, j = r) = col[r][p]: the transposed column matrix, read in place.
+      gemm_dispatch(parallel, Kg, CgKK, P, dy + (n * g.K + gi * Kg) * P, P, (index_t)1, B,
+                    (index_t)1, P, dst + gi * Kg * CgKK, CgKK, true);
+    }
+  };
   const int threads = omp_get_max_threads();
   if (g.N >= threads && threads > 1) {
-    // One partial dw per thread, summed in thread order: deterministic for
-    // a given thread count.
+    // One partial dw per thread, summed in thread order: deterministic for a
+    // given thread count.
     std::vector<T> partial((size_t)threads * wsize);
 #pragma omp parallel
     {
-      const int t = omp_get_thread_num();
-      T* mine = partial.data() + t * wsize;
-      std::fill(mine, mine + wsize, T(0));
-      T* col = pointwise ? nullptr : static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
+      T* mine = partial.data() + omp_get_thread_num() * wsize;  // zeroed by the vector
 #pragma omp for schedule(static)
-      for (index_t n = 0; n < g.N; ++n)
-        for (index_t gi = 0; gi < g.groups; ++gi) {
-          const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
-          const T* B = xg;
-          if (!pointwise) {
-            im2col(xg, Cg, g, col);
-            B = col;
-          }
-          gemm_cpu(Kg, CgKK, P, dy + (n * g.K + gi * Kg) * P, P, (index_t)1, B, (index_t)1, P,
-                   mine + gi * Kg * CgKK, CgKK, true);
-        }
+      for (index_t n = 0; n < g.N; ++n) accumulate_image(n, mine, false);
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
         T s = T(0);
@@ -194,18 +196,7 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     }
   } else {
     std::fill(dw, dw + wsize, T(0));
-    T* col = pointwise ? nullptr : static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
-    for (index_t n = 0; n < g.N; ++n)
-      for (index_t gi = 0; gi < g.groups; ++gi) {
-        const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
-        const T* B = xg;
-        if (!pointwise) {
-          im2col(xg, Cg, g, col);
-          B = col;
-        }
-        gemm_parallel_cpu(Kg, CgKK, P, dy + (n * g.K + gi * Kg) * P, P, (index_t)1, B,
-                          (index_t)1, P, dw + gi * Kg * CgKK, CgKK, true);
-      }
+    for (index_t n = 0; n < g.N; ++n) accumulate_image(n, dw, true);
   }
 }
 

@@ -13,16 +13,8 @@ void dropout_forward_cpu(T* y, uint8_t* mask, const T* x, index_t count, uint64_
                          uint64_t offset, uint64_t threshold, T scale) {
   const index_t blocks = (count + 3) / 4;
 #pragma omp parallel for schedule(static)
-  for (index_t b = 0; b < blocks; ++b) {
-    const Philox4 r = dropout_block(seed, offset, (uint64_t)b);
-    const index_t i0 = 4 * b;
-    const int n = (int)(count - i0 < 4 ? count - i0 : 4);
-    for (int u = 0; u < n; ++u) {
-      const bool keep = dropout_keep(r.v[u], threshold);
-      mask[i0 + u] = (uint8_t)keep;
-      y[i0 + u] = x[i0 + u] * (keep ? scale : T(0));  // NaN stays NaN, as in PyTorch
-    }
-  }
+  for (index_t b = 0; b < blocks; ++b)
+    dropout_apply_block(y, mask, x, count, (uint64_t)b, seed, offset, threshold, scale);
 }
 
 template <typename T>

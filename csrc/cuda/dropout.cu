@@ -14,16 +14,8 @@ __global__ void dropout_forward_kernel(T* y, uint8_t* mask, const T* x, index_t 
                                        T scale) {
   const index_t blocks = (count + 3) / 4;
   for (index_t b = blockIdx.x * (index_t)blockDim.x + threadIdx.x; b < blocks;
-       b += (index_t)gridDim.x * blockDim.x) {
-    const Philox4 r = dropout_block(seed, offset, (uint64_t)b);
-    const index_t i0 = 4 * b;
-    const int n = (int)(count - i0 < 4 ? count - i0 : 4);
-    for (int u = 0; u < n; ++u) {
-      const bool keep = dropout_keep(r.v[u], threshold);
-      mask[i0 + u] = (uint8_t)keep;
-      y[i0 + u] = x[i0 + u] * (keep ? scale : T(0));
-    }
-  }
+       b += (index_t)gridDim.x * blockDim.x)
+    dropout_apply_block(y, mask, x, count, (uint64_t)b, seed, offset, threshold, scale);
 }
 
 template <typename T>

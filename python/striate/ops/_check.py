@@ -67,6 +67,13 @@ def shape4(op: str, name: str, s) -> tuple[int, int, int, int]:
     return s
 
 
+def needs(op: str, v) -> tuple[bool, bool, bool]:
+    """Which of (dx, dw, db) a backward should compute."""
+    if not isinstance(v, (tuple, list)) or len(v) != 3:
+        raise ValueError(f"{op}: needs must be a triple of bools (dx, dw, db), got {v!r}")
+    return tuple(bool(n) for n in v)
+
+
 def choice(op: str, name: str, v, options) -> str:
     if v not in options:
         raise ValueError(f"{op}: {name} must be one of {', '.join(map(repr, options))}, got {v!r}")

@@ -121,24 +121,19 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     check.array(op, "x", x)
     _check_weight(op, x, w, None)
     check.same_kind(op, "x", x, "dy", dy)
-    if not isinstance(needs, (tuple, list)) or len(needs) != 3:
-        raise ValueError(f"{op}: needs must be a triple of bools, got {needs!r}")
+    needs = check.needs(op, needs)
     g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
     check.cpu_only(op, x)
     xp = g.padded_input(x)
-    dx = dw = db = None
-    if needs[0]:
-        dxp = check.empty(x, xp.shape)
-        _cpu.conv2d_backward_data(dxp, dy, w, g.stride, g.pad, g.dilation, g.groups)
-        dx = dxp if g.pre_pad is None else pad2d_backward(dxp, x.shape, g.pre_pad, g.pad_mode)
-    if needs[1]:
-        dw = check.empty(w, w.shape)
-        _cpu.conv2d_backward_weight(dw, dy, xp, g.stride, g.pad, g.dilation, g.groups)
-    if needs[2]:
-        db = check.empty(dy, (w.shape[0],))
-        _cpu.conv2d_backward_bias(db, dy)
+    dxp = check.empty(x, xp.shape) if needs[0] else None
+    dw = check.empty(w, w.shape) if needs[1] else None
+    db = check.empty(dy, (w.shape[0],)) if needs[2] else None
+    _cpu.conv2d_backward(dxp, dw, db, dy, xp, w, g.stride, g.pad, g.dilation, g.groups)
+    dx = dxp
+    if dxp is not None and g.pre_pad is not None:
+        dx = pad2d_backward(dxp, x.shape, g.pre_pad, g.pad_mode)
     return dx, dw, db
 
 

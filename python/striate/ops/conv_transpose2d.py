@@ -78,8 +78,7 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     _check_args(op, x, w)
     check.array(op, "dy", dy)
     check.same_kind(op, "x", x, "dy", dy)
-    if not isinstance(needs, (tuple, list)) or len(needs) != 3:
-        raise ValueError(f"{op}: needs must be a triple of bools, got {needs!r}")
+    needs = check.needs(op, needs)
     g = _ConvT(op, x.shape, w, stride, padding, output_padding, groups, dilation)
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")

@@ -37,6 +37,13 @@ class _Pool:
                 f"kernel {self.kernel}, stride {self.stride}, padding {self.padding}, "
                 f"dilation {self.dilation}"
             )
+        for i, (n, o) in enumerate(((H, self.Ho), (W, self.Wo))):
+            if not _cpu.pool_windows_nonempty(n, o, self.kernel[i], self.stride[i],
+                                              self.padding[i], self.dilation[i]):
+                raise ValueError(
+                    f"{op}: with dilation {self.dilation} and padding {self.padding} some windows "
+                    f"hold no input cell (input {H}x{W}); every window must hold at least one"
+                )
         self.out_shape = (x_shape[0], x_shape[1], self.Ho, self.Wo)
 
 
