@@ -22,6 +22,7 @@ namespace striate {
 namespace {
 
 using Pair = std::pair<index_t, index_t>;
+using Quad = std::array<index_t, 4>;  // padding (top, bottom, left, right)
 
 // ---------------------------------------------------------------- pad2d
 void pad2d_forward(py::array y, py::array x, index_t pl, index_t pr, index_t pt, index_t pb,
@@ -83,19 +84,34 @@ Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
   return g;
 }
 
-void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride, Pair pad,
+// The output extent of a convolution of x with w, from shape.h.
+Pair conv_output_extent(const char* op, const std::vector<index_t>& xs,
+                        const std::vector<index_t>& ws, Pair stride, const Quad& pad,
+                        Pair dilation) {
+  require(stride.first >= 1 && stride.second >= 1 && dilation.first >= 1 && dilation.second >= 1,
+          std::string(op) + ": stride and dilation must be >= 1");
+  require(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0,
+          std::string(op) + ": padding must be >= 0");
+  const index_t Ho = conv_output_size(xs[2], ws[2], stride.first, pad[0] + pad[1], dilation.first);
+  const index_t Wo = conv_output_size(xs[3], ws[3], stride.second, pad[2] + pad[3], dilation.second);
+  require(Ho >= 1 && Wo >= 1, std::string(op) + ": the kernel is larger than the padded input");
+  return {Ho, Wo};
+}
+
+void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride, Quad pad,
                     Pair dilation, index_t groups, bool reference) {
   const char* op = "conv2d";
   check_ndim(op, "x", x, 4);
   check_ndim(op, "weight", w, 4);
-  check_ndim(op, "y", y, 4);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto xs = shape_of(x), ws = shape_of(w), ys = shape_of(y);
+    const auto xs = shape_of(x), ws = shape_of(w);
     check_array(op, "x", x, dt, {});
     check_array(op, "weight", w, dt, {});
-    Conv2dGeometry g = conv_geometry(op, xs, ws, ys[2], ys[3], stride, pad, dilation, groups);
+    const Pair out = conv_output_extent(op, xs, ws, stride, pad, dilation);
+    Conv2dGeometry g = conv_geometry(op, xs, ws, out.first, out.second, stride,
+                                     {pad[0], pad[2]}, dilation, groups);
     check_array(op, "y", y, dt, {g.N, g.K, g.Ho, g.Wo}, true);
     const T* bp = nullptr;
     py::array barr;
@@ -114,7 +130,7 @@ void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair st
 
 // Any of dx, dw, db may be None (not needed).
 void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, py::array x,
-                     py::array w, Pair stride, Pair pad, Pair dilation, index_t groups) {
+                     py::array w, Pair stride, Quad pad, Pair dilation, index_t groups) {
   const char* op = "conv2d_backward";
   check_ndim(op, "x", x, 4);
   check_ndim(op, "weight", w, 4);
@@ -122,10 +138,12 @@ void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, 
   dispatch_float(op, dy, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto xs = shape_of(x), ws = shape_of(w), ys = shape_of(dy);
+    const auto xs = shape_of(x), ws = shape_of(w);
     check_array(op, "x", x, dt, {});
     check_array(op, "weight", w, dt, {});
-    Conv2dGeometry g = conv_geometry(op, xs, ws, ys[2], ys[3], stride, pad, dilation, groups);
+    const Pair out = conv_output_extent(op, xs, ws, stride, pad, dilation);
+    Conv2dGeometry g = conv_geometry(op, xs, ws, out.first, out.second, stride,
+                                     {pad[0], pad[2]}, dilation, groups);
     check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
     py::array hx, hw, hb;
     T* dxp = optional_output<T>(op, "dx", dx, hx, xs);
@@ -140,23 +158,38 @@ void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, 
 
 // ------------------------------------------------------- conv_transpose2d
 // x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), y (N, Cout, Ho, Wo): the
-// geometry is that of the convolution y -> x.
+// geometry is that of the convolution y -> x. Checks the y (or dy) array
+// against the transposed-convolution output size and returns the geometry.
+Conv2dGeometry conv_transpose_geometry(const char* op, const char* yname, const py::array& y,
+                                       const std::vector<index_t>& xs,
+                                       const std::vector<index_t>& ws, const py::dtype& dt,
+                                       Pair stride, Pair pad, Pair output_padding, Pair dilation,
+                                       index_t groups, bool writable) {
+  require(groups >= 1 && xs[1] % groups == 0 && ws[0] == xs[1],
+          std::string(op) + ": weight.shape[0] must equal in_channels, divisible by groups");
+  require(output_padding.first >= 0 && output_padding.second >= 0,
+          std::string(op) + ": output_padding must be >= 0");
+  const index_t Ho = conv_transpose_output_size(xs[2], ws[2], stride.first, pad.first,
+                                                dilation.first, output_padding.first);
+  const index_t Wo = conv_transpose_output_size(xs[3], ws[3], stride.second, pad.second,
+                                                dilation.second, output_padding.second);
+  require(Ho >= 1 && Wo >= 1, std::string(op) + ": the output would be empty");
+  check_array(op, yname, y, dt, {xs[0], ws[1] * groups, Ho, Wo}, writable);
+  return conv_geometry(op, shape_of(y), ws, xs[2], xs[3], stride, pad, dilation, groups);
+}
+
 void conv_transpose2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride,
-                              Pair pad, Pair dilation, index_t groups) {
+                              Pair pad, Pair output_padding, Pair dilation, index_t groups) {
   const char* op = "conv_transpose2d";
   check_ndim(op, "x", x, 4);
   check_ndim(op, "weight", w, 4);
-  check_ndim(op, "y", y, 4);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto xs = shape_of(x);
     check_array(op, "x", x, dt, {});
     check_array(op, "weight", w, dt, {});
-    check_array(op, "y", y, dt, {}, true);
-    Conv2dGeometry g = conv_geometry(op, shape_of(y), shape_of(w), xs[2], xs[3], stride, pad,
-                                     dilation, groups);
-    require(xs[0] == g.N && xs[1] == g.K, "conv_transpose2d: y and x disagree on batch/channels");
+    Conv2dGeometry g = conv_transpose_geometry(op, "y", y, shape_of(x), shape_of(w), dt, stride,
+                                               pad, output_padding, dilation, groups, true);
     const T* bp = nullptr;
     py::array barr;
     if (!b.is_none()) {
@@ -170,22 +203,19 @@ void conv_transpose2d_forward(py::array y, py::array x, py::array w, py::object 
 }
 
 void conv_transpose2d_backward(py::object dx, py::object dw, py::object db, py::array dy,
-                               py::array x, py::array w, Pair stride, Pair pad, Pair dilation,
-                               index_t groups) {
+                               py::array x, py::array w, Pair stride, Pair pad,
+                               Pair output_padding, Pair dilation, index_t groups) {
   const char* op = "conv_transpose2d_backward";
   check_ndim(op, "x", x, 4);
   check_ndim(op, "weight", w, 4);
-  check_ndim(op, "dy", dy, 4);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
     const auto xs = shape_of(x), ws = shape_of(w);
     check_array(op, "x", x, dt, {});
     check_array(op, "weight", w, dt, {});
-    check_array(op, "dy", dy, dt, {});
-    Conv2dGeometry g = conv_geometry(op, shape_of(dy), ws, xs[2], xs[3], stride, pad, dilation,
-                                     groups);
-    require(xs[0] == g.N && xs[1] == g.K, "conv_transpose2d_backward: dy and x disagree");
+    Conv2dGeometry g = conv_transpose_geometry(op, "dy", dy, xs, ws, dt, stride, pad,
+                                               output_padding, dilation, groups, false);
     py::array hx, hw, hb;
     T* dxp = optional_output<T>(op, "dx", dx, hx, xs);
     T* dwp = optional_output<T>(op, "dw", dw, hw, ws);
@@ -196,36 +226,41 @@ void conv_transpose2d_backward(py::object dx, py::object dw, py::object db, py::
 }
 
 // ---------------------------------------------------------------- pool2d
-Pool2dGeometry pool_geometry(const char* op, const std::vector<index_t>& xs,
-                             const std::vector<index_t>& ys, Pair k, Pair s, Pair p, Pair d) {
+// Geometry of pooling x (N, C, H, W); the output extent comes from shape.h.
+Pool2dGeometry pool_geometry(const char* op, const std::vector<index_t>& xs, Pair k, Pair s,
+                             Pair p, Pair d, bool ceil_mode) {
   require(k.first >= 1 && k.second >= 1, std::string(op) + ": kernel_size must be >= 1");
   require(s.first >= 1 && s.second >= 1, std::string(op) + ": stride must be >= 1");
   require(d.first >= 1 && d.second >= 1, std::string(op) + ": dilation must be >= 1");
   require(p.first >= 0 && p.second >= 0, std::string(op) + ": padding must be >= 0");
   Pool2dGeometry g;
-  g.H = xs[2]; g.W = xs[3]; g.Ho = ys[2]; g.Wo = ys[3];
+  g.H = xs[2]; g.W = xs[3];
   g.kh = k.first; g.kw = k.second; g.sh = s.first; g.sw = s.second;
   g.ph = p.first; g.pw = p.second; g.dh = d.first; g.dw = d.second;
+  g.Ho = pool_output_size(g.H, g.kh, g.sh, g.ph, g.dh, ceil_mode);
+  g.Wo = pool_output_size(g.W, g.kw, g.sw, g.pw, g.dw, ceil_mode);
+  require(g.Ho >= 1 && g.Wo >= 1, std::string(op) + ": the output would be empty");
   return g;
 }
 
 void max_pool2d_forward(py::array y, py::array indices, py::array x, Pair k, Pair s, Pair p,
-                        Pair d) {
+                        Pair d, bool ceil_mode) {
   const char* op = "max_pool2d";
   check_ndim(op, "x", x, 4);
-  check_ndim(op, "y", y, 4);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
-    const auto xs = shape_of(x), ys = shape_of(y);
+    const auto xs = shape_of(x);
     check_array(op, "x", x, py::dtype::of<T>(), {});
-    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]}, true);
-    check_array(op, "indices", indices, py::dtype::of<int64_t>(), ys, true);
-    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, d);
+    const Pool2dGeometry g = pool_geometry(op, xs, k, s, p, d, ceil_mode);
+    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], g.Ho, g.Wo}, true);
+    check_array(op, "indices", indices, py::dtype::of<int64_t>(), {xs[0], xs[1], g.Ho, g.Wo},
+                true);
     py::gil_scoped_release release;
     max_pool2d_forward_cpu(mut<T>(y), mut<int64_t>(indices), cptr<T>(x), xs[0] * xs[1], g);
   });
 }
 
+// Any extents: every index is checked against the input plane.
 void max_pool2d_backward(py::array dx, py::array dy, py::array indices) {
   const char* op = "max_pool2d_backward";
   check_ndim(op, "dx", dx, 4);
@@ -236,7 +271,8 @@ void max_pool2d_backward(py::array dx, py::array dy, py::array indices) {
     check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
     check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]});
     check_array(op, "indices", indices, py::dtype::of<int64_t>(), ys);
-    Pool2dGeometry g = pool_geometry(op, xs, ys, {1, 1}, {1, 1}, {0, 0}, {1, 1});
+    Pool2dGeometry g{};
+    g.H = xs[2]; g.W = xs[3]; g.Ho = ys[2]; g.Wo = ys[3];
     index_t bad;
     {
       py::gil_scoped_release release;
@@ -249,34 +285,32 @@ void max_pool2d_backward(py::array dx, py::array dy, py::array indices) {
   });
 }
 
-void avg_pool2d_forward(py::array y, py::array x, Pair k, Pair s, Pair p, bool count_include_pad,
-                        index_t divisor_override) {
+void avg_pool2d_forward(py::array y, py::array x, Pair k, Pair s, Pair p, bool ceil_mode,
+                        bool count_include_pad, index_t divisor_override) {
   const char* op = "avg_pool2d";
   check_ndim(op, "x", x, 4);
-  check_ndim(op, "y", y, 4);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
-    const auto xs = shape_of(x), ys = shape_of(y);
+    const auto xs = shape_of(x);
     check_array(op, "x", x, py::dtype::of<T>(), {});
-    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]}, true);
-    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, {1, 1});
+    const Pool2dGeometry g = pool_geometry(op, xs, k, s, p, {1, 1}, ceil_mode);
+    check_array(op, "y", y, py::dtype::of<T>(), {xs[0], xs[1], g.Ho, g.Wo}, true);
     py::gil_scoped_release release;
     avg_pool2d_forward_cpu(mut<T>(y), cptr<T>(x), xs[0] * xs[1], g, count_include_pad,
                            divisor_override);
   });
 }
 
-void avg_pool2d_backward(py::array dx, py::array dy, Pair k, Pair s, Pair p,
+void avg_pool2d_backward(py::array dx, py::array dy, Pair k, Pair s, Pair p, bool ceil_mode,
                          bool count_include_pad, index_t divisor_override) {
   const char* op = "avg_pool2d_backward";
   check_ndim(op, "dx", dx, 4);
-  check_ndim(op, "dy", dy, 4);
   dispatch_float(op, dy, [&](auto t) {
     using T = decltype(t);
-    const auto xs = shape_of(dx), ys = shape_of(dy);
+    const auto xs = shape_of(dx);
     check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
-    check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], ys[2], ys[3]});
-    Pool2dGeometry g = pool_geometry(op, xs, ys, k, s, p, {1, 1});
+    const Pool2dGeometry g = pool_geometry(op, xs, k, s, p, {1, 1}, ceil_mode);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {xs[0], xs[1], g.Ho, g.Wo});
     py::gil_scoped_release release;
     avg_pool2d_backward_cpu(mut<T>(dx), cptr<T>(dy), xs[0] * xs[1], g, count_include_pad,
                             divisor_override);
@@ -407,7 +441,8 @@ void pyr_up_forward(py::array y, py::array x) {
     const auto s = shape_of(x), ys = shape_of(y);
     check_array(op, "x", x, py::dtype::of<T>(), {});
     check_array(op, "y", y, py::dtype::of<T>(), {s[0], s[1], ys[2], ys[3]}, true);
-    require(ys[2] >= 1 && ys[3] >= 1, "pyr_up: output size must be positive");
+    require(pyr_up_size_ok(s[2], ys[2]) && pyr_up_size_ok(s[3], ys[3]),
+            "pyr_up: each output side must be 2n, or 2n +- 1 when odd");
     py::gil_scoped_release release;
     pyr_up_forward_cpu(mut<T>(y), cptr<T>(x), s[0] * s[1], s[2], s[3], ys[2], ys[3]);
   });
@@ -422,6 +457,8 @@ void pyr_up_backward(py::array dx, py::array dy) {
     const auto s = shape_of(dx), ys = shape_of(dy);
     check_array(op, "dx", dx, py::dtype::of<T>(), {}, true);
     check_array(op, "dy", dy, py::dtype::of<T>(), {s[0], s[1], ys[2], ys[3]});
+    require(pyr_up_size_ok(s[2], ys[2]) && pyr_up_size_ok(s[3], ys[3]),
+            "pyr_up_backward: each dy side must be 2n, or 2n +- 1 when odd");
     py::gil_scoped_release release;
     pyr_up_backward_cpu(mut<T>(dx), cptr<T>(dy), s[0] * s[1], s[2], s[3], ys[2], ys[3]);
   });
@@ -464,6 +501,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("pool_windows_nonempty", &pool_windows_nonempty);
   m.def("unpool_output_size", &unpool_output_size);
   m.def("pyr_down_output_size", &pyr_down_output_size);
+  m.def("pyr_up_size_ok", &pyr_up_size_ok);
 
   m.def("pad2d_forward", &pad2d_forward);
   m.def("pad2d_backward", &pad2d_backward);

@@ -55,4 +55,10 @@ STRIATE_HD inline index_t unpool_output_size(index_t in, index_t k, index_t s, i
 // pyr_down halves each side, rounding up (cv2.pyrDown's default size).
 STRIATE_HD inline index_t pyr_down_output_size(index_t in) { return (in + 1) / 2; }
 
+// pyr_up accepts cv2.pyrUp's output lengths: 2n, or 2n +- 1 (odd).
+STRIATE_HD inline bool pyr_up_size_ok(index_t in, index_t out) {
+  const index_t diff = out > 2 * in ? out - 2 * in : 2 * in - out;
+  return in >= 1 && out >= 1 && diff == out % 2;
+}
+
 }  // namespace striate

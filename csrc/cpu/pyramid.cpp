@@ -92,8 +92,8 @@ void filter_row(T* out, const T* tmp, const Taps& cols) {
     // out[2t] = (x[t-1] + 6x[t] + x[t+1])/8, out[2t+1] = (x[t] + x[t+1])/2
     const index_t n = cols.n_in;
     lo = 2;
-    hi = std::max<index_t>(lo, 2 * (n - 1));
-    for (index_t t = 1; t < n - 1; ++t) {
+    hi = std::max<index_t>(lo, std::min<index_t>(2 * (n - 1), Wo & ~(index_t)1));
+    for (index_t t = 1; 2 * t < hi; ++t) {
       out[2 * t] = (tmp[t - 1] + tmp[t + 1] + T(6) * tmp[t]) * T(1.0 / 8.0);
       out[2 * t + 1] = (tmp[t] + tmp[t + 1]) * T(0.5);
     }

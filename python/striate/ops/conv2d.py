@@ -64,7 +64,7 @@ class _Conv:
                 f"{op}: kernel ({eff_h}x{eff_w} with dilation) is larger than the padded input "
                 f"({H + top + bottom}x{W + left + right})"
             )
-        self.pad = (top, left)
+        self.pad = (top, bottom, left, right)
         self.Ho = _cpu.conv_output_size(H, kh, self.stride[0], top + bottom, self.dilation[0])
         self.Wo = _cpu.conv_output_size(W, kw, self.stride[1], left + right, self.dilation[1])
         self.out_shape = (N, K, self.Ho, self.Wo)

@@ -63,7 +63,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
             raise ValueError(f"{op}: bias must have shape ({g.out_shape[1]},), got {tuple(b.shape)}")
     check.cpu_only(op, x)
     y = check.empty(x, g.out_shape)
-    _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.dilation, g.groups)
+    _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.output_padding, g.dilation,
+                                  g.groups)
     return y
 
 
@@ -86,5 +87,6 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     dx = check.empty(x, x.shape) if needs[0] else None
     dw = check.empty(w, w.shape) if needs[1] else None
     db = check.empty(dy, (g.out_shape[1],)) if needs[2] else None
-    _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding, g.dilation, g.groups)
+    _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding, g.output_padding,
+                                   g.dilation, g.groups)
     return dx, dw, db

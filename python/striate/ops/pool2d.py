@@ -65,7 +65,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     check.cpu_only(op, x)
     y = check.empty(x, g.out_shape)
     indices = check.empty(x, g.out_shape, dtype="int64")
-    _cpu.max_pool2d_forward(y, indices, x, g.kernel, g.stride, g.padding, g.dilation)
+    _cpu.max_pool2d_forward(y, indices, x, g.kernel, g.stride, g.padding, g.dilation, ceil_mode)
     return y, indices
 
 
@@ -100,7 +100,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     divisor = _divisor(op, divisor_override)
     check.cpu_only(op, x)
     y = check.empty(x, g.out_shape)
-    _cpu.avg_pool2d_forward(y, x, g.kernel, g.stride, g.padding, bool(count_include_pad), divisor)
+    _cpu.avg_pool2d_forward(y, x, g.kernel, g.stride, g.padding, ceil_mode,
+                            bool(count_include_pad), divisor)
     return y
 
 
@@ -114,7 +115,8 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     divisor = _divisor(op, divisor_override)
     check.cpu_only(op, dy)
     dx = check.empty(dy, x_shape)
-    _cpu.avg_pool2d_backward(dx, dy, g.kernel, g.stride, g.padding, bool(count_include_pad), divisor)
+    _cpu.avg_pool2d_backward(dx, dy, g.kernel, g.stride, g.padding, ceil_mode,
+                             bool(count_include_pad), divisor)
     return dx
 
 

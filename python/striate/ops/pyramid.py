@@ -43,8 +43,7 @@ def _up_size(op, H, W, output_size):
         raise ValueError(f"{op}: output_size must be (H_out, W_out), got {output_size!r}")
     size = tuple(check.integer(op, "output_size", v, 1) for v in output_size)
     for s, n in zip(size, (H, W)):
-        # cv2.pyrUp's rule: |out - 2n| == out % 2.
-        if abs(s - 2 * n) != s % 2:
+        if not _cpu.pyr_up_size_ok(n, s):  # cv2.pyrUp's rule: |out - 2n| == out % 2
             raise ValueError(f"{op}: output_size {size} must be 2x the input or one less/more (odd)")
     return size
 

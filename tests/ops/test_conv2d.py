@@ -1,0 +1,250 @@
+"""conv2d / conv2d_backward against the numpy reference, torch.nn.Conv2d and the plain kernel."""
+import numpy as np
+import pytest
+
+import striate
+import striate.ops as ops
+from tests import reference as ref
+from tests.checks import DTYPES, assert_close, numerical_grad, random_array, tol
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+# PyTorch's own performance note for asymmetric 'same' padding, not a problem of ours.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+
+
+def _sides(padding, kernel, dilation):
+    """(top, bottom, left, right) for an int / pair / "same" / "valid" padding argument."""
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        th, tw = (d * (k - 1) for d, k in zip(dilation, kernel))
+        return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return (ph, ph, pw, pw)
+
+
+def _valid(cfg):
+    N, C, H, W = cfg["x"]
+    K, Cg, kh, kw = cfg["w"]
+    top, bottom, left, right = _sides(cfg["padding"], (kh, kw), cfg["dilation"])
+    mode = cfg["padding_mode"]
+    if mode == "reflect" and (max(top, bottom) >= H or max(left, right) >= W):
+        return False
+    if mode == "circular" and (max(top, bottom) > H or max(left, right) > W):
+        return False
+    eff_h = cfg["dilation"][0] * (kh - 1) + 1
+    eff_w = cfg["dilation"][1] * (kw - 1) + 1
+    return H + top + bottom >= eff_h and W + left + right >= eff_w
+
+
+def _configs(count, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    attempt = 0
+    while len(out) < count:
+        i, attempt = len(out), attempt + 1
+        assert attempt < 20 * count, "config generator is stuck"
+        groups = int(rng.choice([1, 1, 2, 3]))
+        Cg, Kg = (int(v) for v in rng.integers(1, 4, size=2))
+        kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
+        stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+        if i % 7 == 3:
+            stride = (kh + 1, kw + 2)  # stride larger than the kernel
+        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
+        padding = [0, 1, 2, (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same", "valid"][i % 6]
+        if padding == "same":
+            stride = (1, 1)
+        H, W = (int(v) for v in rng.integers(1, 10, size=2))
+        if attempt % 9 == 4:
+            H = 1
+        cfg = dict(x=(int(rng.integers(1, 4)), Cg * groups, H, W), w=(Kg * groups, Cg, kh, kw),
+                   bias=bool(rng.random() < 0.6), stride=stride, padding=padding,
+                   dilation=dilation, groups=groups, padding_mode=PADDING_MODES[i % 4])
+        if _valid(cfg):
+            cid = (f"{cfg['padding_mode']}-x{cfg['x']}-w{cfg['w']}-s{stride}-p{padding}-d{dilation}"
+                   f"-g{groups}").replace(" ", "")
+            out.append(pytest.param(cfg, id=cid))
+    return out
+
+
+CONFIGS = _configs(60, seed=10)
+
+
+def _arrays(cfg, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, cfg["x"], dtype)
+    w = random_array(rng, cfg["w"], dtype)
+    b = random_array(rng, (cfg["w"][0],), dtype) if cfg["bias"] else None
+    return x, w, b
+
+
+def _geometry(cfg):
+    return dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+                groups=cfg["groups"], padding_mode=cfg["padding_mode"])
+
+
+def _reference(cfg, x, w, b):
+    top, bottom, left, right = _sides(cfg["padding"], cfg["w"][2:], cfg["dilation"])
+    if cfg["padding_mode"] == "zeros":
+        return ref.conv2d(x, w, b, cfg["stride"], (top, bottom, left, right), cfg["dilation"],
+                          cfg["groups"])
+    xp = ref.pad2d(x, (left, right, top, bottom), cfg["padding_mode"])
+    return ref.conv2d(xp, w, b, cfg["stride"], (0, 0, 0, 0), cfg["dilation"], cfg["groups"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_forward_matches_reference(cfg, dtype):
+    x, w, b = _arrays(cfg, dtype, 0)
+    y = ops.conv2d(x, w, b, **_geometry(cfg))
+    assert y.dtype == x.dtype
+    assert_close(y, _reference(cfg, x, w, b), *tol(dtype, 10))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_forward_and_gradients_match_torch(cfg, torch):
+    x, w, b = _arrays(cfg, np.float64, 1)
+    K, Cg, kh, kw = cfg["w"]
+    conv = torch.nn.Conv2d(cfg["x"][1], K, (kh, kw), stride=cfg["stride"], padding=cfg["padding"],
+                           dilation=cfg["dilation"], groups=cfg["groups"], bias=cfg["bias"],
+                           padding_mode=cfg["padding_mode"], dtype=torch.float64)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(w))
+        if b is not None:
+            conv.bias.copy_(torch.tensor(b))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = conv(xt)
+    g = random_array(np.random.default_rng(2), tuple(yt.shape))
+    (yt * torch.tensor(g)).sum().backward()
+    expected = dict(y=yt.detach().numpy(), dx=xt.grad.numpy(), dw=conv.weight.grad.numpy(),
+                    db=None if b is None else conv.bias.grad.numpy())
+
+    for dtype in DTYPES:
+        xd, wd, bd, gd = (None if v is None else v.astype(dtype) for v in (x, w, b, g))
+        atol, rtol = tol(dtype, 20)
+        assert_close(ops.conv2d(xd, wd, bd, **_geometry(cfg)), expected["y"], atol, rtol, "y")
+        dx, dw, db = ops.conv2d_backward(gd, xd, wd, **_geometry(cfg))
+        assert dx.dtype == dw.dtype == db.dtype == dtype
+        assert_close(dx, expected["dx"], atol, rtol, "dx")
+        assert_close(dw, expected["dw"], atol, rtol, "dw")
+        if b is not None:
+            assert_close(db, expected["db"], atol, rtol, "db")
+        else:
+            assert_close(db, g.sum(axis=(0, 2, 3)), atol, rtol, "db")
+
+
+NUMERIC = [c for c in CONFIGS if np.prod(c.values[0]["x"]) <= 80][:10]
+
+
+@pytest.mark.parametrize("cfg", NUMERIC)
+def test_backward_numerical_gradient(cfg):
+    x, w, b = _arrays(cfg, np.float64, 3)
+    geo = _geometry(cfg)
+    g = random_array(np.random.default_rng(4), ops.conv2d(x, w, b, **geo).shape)
+    dx, dw, db = ops.conv2d_backward(g, x, w, **geo)
+    assert_close(dx, numerical_grad(lambda v: ops.conv2d(v, w, b, **geo), x, g), 1e-7, 1e-6, "dx")
+    assert_close(dw, numerical_grad(lambda v: ops.conv2d(x, v, b, **geo), w, g), 1e-7, 1e-6, "dw")
+    if b is not None:
+        assert_close(db, numerical_grad(lambda v: ops.conv2d(x, w, v, **geo), b, g), 1e-7, 1e-6, "db")
+
+
+def test_needs_selects_outputs():
+    cfg = CONFIGS[0].values[0]
+    x, w, _ = _arrays(cfg, np.float64, 5)
+    geo = _geometry(cfg)
+    g = np.ones(ops.conv2d(x, w, **geo).shape)
+    full = ops.conv2d_backward(g, x, w, **geo)
+    for needs in ((True, False, False), (False, True, False), (False, False, True)):
+        part = ops.conv2d_backward(g, x, w, **geo, needs=needs)
+        for want, got, exp in zip(needs, part, full):
+            if want:
+                assert_close(got, exp, 0, 0)
+            else:
+                assert got is None
+
+
+# The fast path (im2col + blocked GEMM, pointwise shortcut, image- or GEMM-level threading)
+# against the plain loop nest in csrc/cpu/conv2d.cpp.
+FAST = [
+    # x shape, w shape, stride, padding, dilation, groups
+    ((1, 3, 8, 9), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((3, 4, 7, 7), (6, 4, 1, 1), 1, 0, 1, 1),            # pointwise, no im2col
+    ((2, 6, 5, 6), (4, 3, 1, 1), 1, 0, 1, 2),            # pointwise, grouped
+    ((3, 4, 9, 11), (8, 4, 1, 1), 2, 0, 1, 1),           # 1x1 strided: im2col
+    ((2, 8, 12, 10), (8, 2, 3, 3), (2, 1), (1, 2), (1, 2), 4),
+    ((1, 5, 6, 7), (7, 5, 2, 4), 1, "same", (2, 1), 1),
+    ((4, 2, 13, 5), (3, 2, 5, 3), (3, 2), 2, 1, 1),
+    ((2, 3, 4, 4), (5, 3, 3, 3), 5, 1, 1, 1),             # stride > kernel
+    ((1, 32, 40, 41), (80, 32, 3, 3), 1, 1, 1, 1),       # depth > KC, M > MC, P > NC
+    ((3, 12, 20, 20), (76, 12, 3, 3), 1, 0, 1, 1),       # images over threads, M > MC
+]
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", FAST, ids=[f"x{c[0]}-w{c[1]}".replace(" ", "") for c in FAST])
+def test_fast_path_matches_plain_kernel(case, dtype, threads):
+    striate.set_num_threads(threads)
+    xs, ws, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(6)
+    x, w = random_array(rng, xs, dtype), random_array(rng, ws, dtype)
+    b = random_array(rng, (ws[0],), dtype)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    fast = ops.conv2d(x, w, b, **kwargs)
+    plain = ops.conv2d_reference(x, w, b, **kwargs)
+    assert_close(fast, plain, *tol(dtype, 10))
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+def test_large_backward_matches_torch(threads, torch):
+    """Backward passes through the blocked GEMM on shapes beyond its block sizes."""
+    striate.set_num_threads(threads)
+    rng = np.random.default_rng(7)
+    for xs, ws, pad in (((1, 32, 40, 41), (80, 32, 3, 3), 1), ((3, 12, 20, 20), (76, 12, 3, 3), 0)):
+        x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
+        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+        yt = torch.nn.functional.conv2d(xt, wt, padding=pad)
+        g = random_array(rng, tuple(yt.shape), np.float32)
+        (yt * torch.tensor(g, dtype=torch.float64)).sum().backward()
+        dx, dw, db = ops.conv2d_backward(g, x, w, padding=pad)
+        assert_close(dx, xt.grad.numpy(), *tol(np.float32, 50), "dx")
+        assert_close(dw, wt.grad.numpy(), *tol(np.float32, 50), "dw")
+        assert_close(db, g.astype(np.float64).sum(axis=(0, 2, 3)), *tol(np.float32, 50), "db")
+
+
+def test_thread_count_does_not_change_results():
+    rng = np.random.default_rng(8)
+    x, w = random_array(rng, (4, 6, 11, 9), np.float64), random_array(rng, (6, 3, 3, 3), np.float64)
+    results = []
+    for threads in (1, 2):
+        striate.set_num_threads(threads)
+        y = ops.conv2d(x, w, padding=1, groups=2)
+        results.append((y,) + ops.conv2d_backward(np.ones_like(y), x, w, padding=1, groups=2))
+    for a, b in zip(*results):
+        assert_close(a, b, *tol(np.float64, 10))
+
+
+def test_one_pixel_planes():
+    rng = np.random.default_rng(9)
+    x = random_array(rng, (2, 3, 1, 1))
+    w = random_array(rng, (4, 3, 1, 1))
+    y = ops.conv2d(x, w)
+    assert_close(y, ref.conv2d(x, w), *tol(np.float64))
+    y = ops.conv2d(x, random_array(rng, (4, 3, 3, 3)), padding=1, padding_mode="circular")
+    assert y.shape == (2, 4, 1, 1)
+
+
+@pytest.mark.parametrize("kernel,dilation", [((2, 4), (1, 1)), ((4, 2), (1, 3)), ((3, 2), (2, 1))])
+def test_same_padding_with_even_kernels_is_asymmetric(kernel, dilation, torch):
+    """'same' puts the odd extra row/column of padding at the bottom/right, like PyTorch."""
+    rng = np.random.default_rng(11)
+    x = random_array(rng, (2, 3, 5, 6))
+    w = random_array(rng, (4, 3) + kernel)
+    y = ops.conv2d(x, w, padding="same", dilation=dilation)
+    assert y.shape == (2, 4, 5, 6)
+    top_bottom_left_right = _sides("same", kernel, dilation)
+    assert_close(y, ref.conv2d(x, w, None, (1, 1), top_bottom_left_right, dilation), *tol(np.float64, 10))
+    yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=dilation)
+    assert_close(y, yt.numpy(), *tol(np.float64, 10))
