@@ -14,27 +14,29 @@ struct Philox4 {
   uint32_t v[4];
 };
 
-STRIATE_HD inline void philox_mulhilo(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
-  uint64_t p = (uint64_t)a * (uint64_t)b;
-  *hi = (uint32_t)(p >> 32);
-  *lo = (uint32_t)p;
+// One Philox4x32 round on counter words (c0, c1, c2, c3) with key (k0, k1).
+// Written on plain scalars so that a loop over independent counters can be
+// vectorised (see the CPU dropout kernel).
+STRIATE_HD inline void philox_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3,
+                                    uint32_t k0, uint32_t k1) {
+  const uint64_t p0 = (uint64_t)0xD2511F53u * c0;
+  const uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
+  const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+  const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+  c1 = (uint32_t)p1;
+  c3 = (uint32_t)p0;
+  c0 = n0;
+  c2 = n2;
 }
 
+// The key schedule: the Weyl increments added after each round.
+constexpr uint32_t PHILOX_W0 = 0x9E3779B9u, PHILOX_W1 = 0xBB67AE85u;
+
 STRIATE_HD inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
-  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  const uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
-    uint32_t hi0, lo0, hi1, lo1;
-    philox_mulhilo(M0, ctr.v[0], &hi0, &lo0);
-    philox_mulhilo(M1, ctr.v[2], &hi1, &lo1);
-    Philox4 next;
-    next.v[0] = hi1 ^ ctr.v[1] ^ k0;
-    next.v[1] = lo1;
-    next.v[2] = hi0 ^ ctr.v[3] ^ k1;
-    next.v[3] = lo0;
-    ctr = next;
-    k0 += W0;
-    k1 += W1;
+    philox_round(ctr.v[0], ctr.v[1], ctr.v[2], ctr.v[3], k0, k1);
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
   }
   return ctr;
 }

@@ -74,14 +74,6 @@ STRIATE_HD inline T avg_pool_cell(const T* plane, const Pool2dGeometry& g, index
   return win.divisor > 0 ? sum / T(win.divisor) : T(0);
 }
 
-// 1 / divisor of output cell (oh, ow): the weight of its gradient.
-template <typename T>
-STRIATE_HD inline T avg_pool_scale(const Pool2dGeometry& g, index_t oh, index_t ow,
-                                   bool count_include_pad, index_t divisor_override) {
-  const index_t d = avg_pool_window(g, oh, ow, count_include_pad, divisor_override).divisor;
-  return d > 0 ? T(1) / T(d) : T(0);
-}
-
 // Range [lo, hi) of output positions whose (undilated) window covers input
 // coordinate i: o*s - p <= i < o*s - p + k.
 STRIATE_HD inline void pool_covering_range(index_t i, index_t k, index_t s, index_t p,

@@ -95,29 +95,29 @@ void avg_pool2d_forward_cpu(T* y, const T* x, index_t planes, const Pool2dGeomet
 template <typename T>
 void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeometry& g,
                              bool count_include_pad, index_t divisor_override) {
-  // Gather: dx[h][w] = sum over the windows covering (h, w) of dy * 1/divisor.
-  // The divisors and the covering column ranges are the same for every
-  // plane, so they are tabulated once.
-  std::vector<T> scale(g.Ho * g.Wo);
+  // Each input row h is owned by one thread: it adds dy / divisor of every
+  // window that covers the row into it, window by window (deterministic).
+  // The windows' column ranges and divisors are the same for every plane,
+  // so they are tabulated once.
+  std::vector<AvgWindow> win(g.Ho * g.Wo);
   for (index_t oh = 0; oh < g.Ho; ++oh)
     for (index_t ow = 0; ow < g.Wo; ++ow)
-      scale[oh * g.Wo + ow] = avg_pool_scale<T>(g, oh, ow, count_include_pad, divisor_override);
-  std::vector<index_t> ow_lo(g.W), ow_hi(g.W);
-  for (index_t w = 0; w < g.W; ++w) pool_covering_range(w, g.kw, g.sw, g.pw, g.Wo, &ow_lo[w], &ow_hi[w]);
+      win[oh * g.Wo + ow] = avg_pool_window(g, oh, ow, count_include_pad, divisor_override);
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t h = 0; h < g.H; ++h) {
       const T* dyp = dy + p * g.Ho * g.Wo;
       T* dxrow = dx + (p * g.H + h) * g.W;
+      std::fill(dxrow, dxrow + g.W, T(0));
       index_t oh0, oh1;
       pool_covering_range(h, g.kh, g.sh, g.ph, g.Ho, &oh0, &oh1);
-      for (index_t w = 0; w < g.W; ++w) {
-        T s = T(0);
-        for (index_t oh = oh0; oh < oh1; ++oh)
-          for (index_t ow = ow_lo[w]; ow < ow_hi[w]; ++ow)
-            s += dyp[oh * g.Wo + ow] * scale[oh * g.Wo + ow];
-        dxrow[w] = s;
-      }
+      for (index_t oh = oh0; oh < oh1; ++oh)
+        for (index_t ow = 0; ow < g.Wo; ++ow) {
+          const AvgWindow& w = win[oh * g.Wo + ow];
+          if (w.divisor <= 0) continue;
+          const T v = dyp[oh * g.Wo + ow] / T(w.divisor);
+          for (index_t c = w.w0; c < w.w1; ++c) dxrow[c] += v;
+        }
     }
 }
 
