@@ -84,10 +84,14 @@ Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
   return g;
 }
 
-// The output extent of a convolution of x with w, from shape.h.
-Pair conv_output_extent(const char* op, const std::vector<index_t>& xs,
-                        const std::vector<index_t>& ws, Pair stride, const Quad& pad,
-                        Pair dilation) {
+// Checks x (N, C, H, W) and w (K, C/groups, kh, kw) and returns the
+// convolution geometry; the output extent comes from shape.h.
+Conv2dGeometry checked_conv_geometry(const char* op, const py::array& x, const py::array& w,
+                                     const py::dtype& dt, Pair stride, const Quad& pad,
+                                     Pair dilation, index_t groups) {
+  check_array(op, "x", x, dt, {});
+  check_array(op, "weight", w, dt, {});
+  const auto xs = shape_of(x), ws = shape_of(w);
   require(stride.first >= 1 && stride.second >= 1 && dilation.first >= 1 && dilation.second >= 1,
           std::string(op) + ": stride and dilation must be >= 1");
   require(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0,
@@ -95,7 +99,7 @@ Pair conv_output_extent(const char* op, const std::vector<index_t>& xs,
   const index_t Ho = conv_output_size(xs[2], ws[2], stride.first, pad[0] + pad[1], dilation.first);
   const index_t Wo = conv_output_size(xs[3], ws[3], stride.second, pad[2] + pad[3], dilation.second);
   require(Ho >= 1 && Wo >= 1, std::string(op) + ": the kernel is larger than the padded input");
-  return {Ho, Wo};
+  return conv_geometry(op, xs, ws, Ho, Wo, stride, {pad[0], pad[2]}, dilation, groups);
 }
 
 void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride, Quad pad,
@@ -106,12 +110,7 @@ void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair st
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto xs = shape_of(x), ws = shape_of(w);
-    check_array(op, "x", x, dt, {});
-    check_array(op, "weight", w, dt, {});
-    const Pair out = conv_output_extent(op, xs, ws, stride, pad, dilation);
-    Conv2dGeometry g = conv_geometry(op, xs, ws, out.first, out.second, stride,
-                                     {pad[0], pad[2]}, dilation, groups);
+    const Conv2dGeometry g = checked_conv_geometry(op, x, w, dt, stride, pad, dilation, groups);
     check_array(op, "y", y, dt, {g.N, g.K, g.Ho, g.Wo}, true);
     const T* bp = nullptr;
     py::array barr;
@@ -138,13 +137,9 @@ void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, 
   dispatch_float(op, dy, [&](auto t) {
     using T = decltype(t);
     const auto dt = py::dtype::of<T>();
-    const auto xs = shape_of(x), ws = shape_of(w);
-    check_array(op, "x", x, dt, {});
-    check_array(op, "weight", w, dt, {});
-    const Pair out = conv_output_extent(op, xs, ws, stride, pad, dilation);
-    Conv2dGeometry g = conv_geometry(op, xs, ws, out.first, out.second, stride,
-                                     {pad[0], pad[2]}, dilation, groups);
+    const Conv2dGeometry g = checked_conv_geometry(op, x, w, dt, stride, pad, dilation, groups);
     check_array(op, "dy", dy, dt, {g.N, g.K, g.Ho, g.Wo});
+    const auto xs = shape_of(x), ws = shape_of(w);
     py::array hx, hw, hb;
     T* dxp = optional_output<T>(op, "dx", dx, hx, xs);
     T* dwp = optional_output<T>(op, "dw", dw, hw, ws);

@@ -28,6 +28,12 @@ bool is_pointwise(const Conv2dGeometry& g) {
          g.Ho == g.H && g.Wo == g.W;
 }
 
+// Output columns [lo, hi) whose tap at input column ow*sw + w0 lies inside [0, W).
+inline void valid_columns(const Conv2dGeometry& g, index_t w0, index_t* lo, index_t* hi) {
+  *lo = std::min(g.Wo, w0 >= 0 ? 0 : (-w0 + g.sw - 1) / g.sw);
+  *hi = std::max(*lo, std::min(g.Wo, (g.W - w0 + g.sw - 1) / g.sw));
+}
+
 // col[(c*kh + a)*kw + b][oh*Wo + ow] = x[c][oh*sh - pt + a*dh][ow*sw - pl + b*dw] (0 outside)
 template <typename T>
 void im2col(const T* x, index_t Cg, const Conv2dGeometry& g, T* col) {
@@ -37,9 +43,8 @@ void im2col(const T* x, index_t Cg, const Conv2dGeometry& g, T* col) {
       for (index_t b = 0; b < g.kw; ++b) {
         T* row = col + ((c * g.kh + a) * g.kw + b) * P;
         const index_t w0 = b * g.dw - g.pl;
-        // valid ow: 0 <= ow*sw + w0 < W
-        const index_t lo = std::min(g.Wo, w0 >= 0 ? 0 : (-w0 + g.sw - 1) / g.sw);
-        const index_t hi = std::max(lo, std::min(g.Wo, (g.W - w0 + g.sw - 1) / g.sw));
+        index_t lo, hi;
+        valid_columns(g, w0, &lo, &hi);
         for (index_t oh = 0; oh < g.Ho; ++oh) {
           T* dst = row + oh * g.Wo;
           const index_t h = oh * g.sh - g.pt + a * g.dh;
@@ -68,8 +73,8 @@ void col2im(const T* col, index_t Cg, const Conv2dGeometry& g, T* x) {
       for (index_t b = 0; b < g.kw; ++b) {
         const T* row = col + ((c * g.kh + a) * g.kw + b) * P;
         const index_t w0 = b * g.dw - g.pl;
-        const index_t lo = std::min(g.Wo, w0 >= 0 ? 0 : (-w0 + g.sw - 1) / g.sw);
-        const index_t hi = std::max(lo, std::min(g.Wo, (g.W - w0 + g.sw - 1) / g.sw));
+        index_t lo, hi;
+        valid_columns(g, w0, &lo, &hi);
         for (index_t oh = 0; oh < g.Ho; ++oh) {
           const index_t h = oh * g.sh - g.pt + a * g.dh;
           if (h < 0 || h >= g.H) continue;
