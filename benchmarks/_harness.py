@@ -56,6 +56,11 @@ class Case:
     setup: Callable[[], dict[str, tuple[Callable, Callable | None]]]
 
 
+def memory_bound_benches(reference="PyTorch"):
+    """fwd and bwd rows against reference, both held to MEMORY_BOUND_TARGET."""
+    return [Bench("fwd", reference, MEMORY_BOUND_TARGET), Bench("bwd", reference, MEMORY_BOUND_TARGET)]
+
+
 def random_array(shape, seed=0, scale=1.0):
     """float32 standard-normal data (times scale), reproducible by seed."""
     data = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)

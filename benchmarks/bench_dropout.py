@@ -4,7 +4,7 @@ Run alone: ``python benchmarks/bench_dropout.py --threads 2``.
 """
 from __future__ import annotations
 
-from _harness import Bench, Case, main, random_array, shape_text
+from _harness import Case, main, memory_bound_benches, random_array, shape_text
 from _timing import torch
 
 FAMILY = "dropout"
@@ -12,7 +12,6 @@ SHAPES = [(64, 64, 112, 112)]
 QUICK_SHAPES = [(32, 128, 56, 56)]  # a quarter of the size, for smoke runs
 P = 0.5
 SEED = 1234
-TARGET = 1.5
 
 
 def _setup(shape):
@@ -34,7 +33,7 @@ def _setup(shape):
 
 
 def cases(quick=False):
-    benches = [Bench("fwd", "PyTorch", TARGET), Bench("bwd", "PyTorch", TARGET)]
+    benches = memory_bound_benches()
     return [Case(f"dropout p={P:g}", shape_text(shape), benches, lambda shape=shape: _setup(shape))
             for shape in (QUICK_SHAPES if quick else SHAPES)]
 

@@ -8,14 +8,13 @@ Run alone: ``python benchmarks/bench_pool2d.py --threads 2``.
 """
 from __future__ import annotations
 
-from _harness import Bench, Case, main, random_array, shape_text
+from _harness import Case, main, memory_bound_benches, random_array, shape_text
 from _timing import torch
 
 FAMILY = "pool2d"
 SHAPES = [(64, 64, 112, 112), (32, 128, 56, 56)]
 QUICK_SHAPES = [(32, 128, 56, 56)]
 KERNEL = STRIDE = 2
-TARGET = 1.5
 
 
 def _setup_max(x_shape):
@@ -57,7 +56,7 @@ def _setup_avg(x_shape):
 def cases(quick=False):
     result = []
     for x_shape in QUICK_SHAPES if quick else SHAPES:
-        benches = [Bench("fwd", "PyTorch", TARGET), Bench("bwd", "PyTorch", TARGET)]
+        benches = memory_bound_benches()
         for name, setup in (("max_pool2d", _setup_max), ("avg_pool2d", _setup_avg)):
             result.append(Case(f"{name} k{KERNEL} s{STRIDE}", shape_text(x_shape), benches,
                                lambda setup=setup, x_shape=x_shape: setup(x_shape)))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from _harness import Bench, Case, main, random_array, shape_text
+from _harness import MEMORY_BOUND_TARGET, Bench, Case, main, random_array, shape_text
 from _timing import cv2
 
 FAMILY = "pyramid"
 SHAPES = [(1, 1, 2048, 2048), (64, 3, 256, 256)]
-TARGET = 1.5
 
 
 def _opencv(step, x, out_shape):
@@ -46,7 +45,7 @@ def _setup(name, shape):
 
 
 def cases(quick=False):
-    benches = [Bench("fwd", "OpenCV", TARGET), Bench("bwd", None)]
+    benches = [Bench("fwd", "OpenCV", MEMORY_BOUND_TARGET), Bench("bwd", None)]
     return [Case(name, shape_text(shape), benches, lambda name=name, shape=shape: _setup(name, shape))
             for shape in SHAPES for name in ("pyr_down", "pyr_up")]
 

@@ -8,14 +8,11 @@ Run alone: ``python benchmarks/bench_unpool2d.py --threads 2``.
 """
 from __future__ import annotations
 
-from _harness import Bench, Case, main, random_array, shape_text
+from _harness import Case, main, memory_bound_benches, random_array, shape_text
 from _timing import torch
+from bench_pool2d import KERNEL, QUICK_SHAPES, SHAPES, STRIDE  # unpools what bench_pool2d pools
 
 FAMILY = "unpool2d"
-SHAPES = [(64, 64, 112, 112), (32, 128, 56, 56)]
-QUICK_SHAPES = [(32, 128, 56, 56)]
-KERNEL = STRIDE = 2
-TARGET = 1.5
 
 
 def _setup(x_shape):
@@ -41,7 +38,7 @@ def cases(quick=False):
     for x_shape in QUICK_SHAPES if quick else SHAPES:
         pooled = x_shape[:2] + (x_shape[2] // STRIDE, x_shape[3] // STRIDE)
         shape = f"{shape_text(pooled)}->{shape_text(x_shape[2:])}"
-        benches = [Bench("fwd", "PyTorch", TARGET), Bench("bwd", "PyTorch", TARGET)]
+        benches = memory_bound_benches()
         result.append(Case(f"max_unpool2d k{KERNEL} s{STRIDE}", shape, benches,
                            lambda x_shape=x_shape: _setup(x_shape)))
     return result

@@ -6,6 +6,7 @@ with NaN matching NaN and infinities matching exactly.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 DTYPES = (np.float32, np.float64)
 
@@ -37,6 +38,26 @@ def assert_close(actual, expected, atol, rtol, what="result"):
             f"first at {first}: got {a[first]!r}, expected {e[first]!r}; "
             f"max error {np.nanmax(err):.3g}"
         )
+
+
+def sample_configs(count, seed, draw, max_attempts=50):
+    """`count` pytest params drawn by rejection sampling from one default_rng(seed).
+
+    draw(rng, attempt, index) returns (cfg, id), or None to reject the draw; attempt counts
+    the calls from 1, index is how many configs were accepted so far. Spaces are dropped from
+    the ids. More than max_attempts * count calls means the generator is stuck.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    attempt = 0
+    while len(out) < count:
+        attempt += 1
+        assert attempt < max_attempts * count, "config generator is stuck"
+        drawn = draw(rng, attempt, len(out))
+        if drawn is not None:
+            cfg, cid = drawn
+            out.append(pytest.param(cfg, id=cid.replace(" ", "")))
+    return out
 
 
 def random_array(rng, shape, dtype=np.float64):
@@ -72,3 +93,55 @@ def assert_adjoint(forward, backward, x, g, rtol=1e-12):
     rhs = float(np.sum(x * backward(g)))
     scale = float(np.sum(np.abs(forward(x) * g))) + float(np.sum(np.abs(x * backward(g))))
     assert abs(lhs - rhs) <= rtol * max(scale, 1e-300), f"<Ax, g> = {lhs!r} but <x, A^T g> = {rhs!r}"
+
+
+# ------------------------------------------------------------------ conv2d / conv_transpose2d
+# cfg has "x" and "w" shapes and a "bias" flag; op(x, w, b, **geo) is the forward and
+# op_backward(g, x, w, **geo, needs=...) returns (dx, dw, db).
+
+
+def conv_arrays(cfg, out_channels, dtype, seed):
+    """x, w and (when cfg["bias"]) a bias of out_channels, drawn in that order from default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, cfg["x"], dtype)
+    w = random_array(rng, cfg["w"], dtype)
+    b = random_array(rng, (out_channels,), dtype) if cfg["bias"] else None
+    return x, w, b
+
+
+def assert_conv_matches(op, op_backward, geo, x, w, b, g, expected):
+    """Forward and all three gradients in every dtype against float64 results expected["y"],
+    ["dx"], ["dw"], ["db"] for the float64 inputs x, w, b and output gradient g. Without a bias
+    db must still be g summed over (N, H, W)."""
+    for dtype in DTYPES:
+        xd, wd, bd, gd = (None if v is None else v.astype(dtype) for v in (x, w, b, g))
+        atol, rtol = tol(dtype, 20)
+        assert_close(op(xd, wd, bd, **geo), expected["y"], atol, rtol, "y")
+        dx, dw, db = op_backward(gd, xd, wd, **geo)
+        assert dx.dtype == dw.dtype == db.dtype == dtype
+        assert_close(dx, expected["dx"], atol, rtol, "dx")
+        assert_close(dw, expected["dw"], atol, rtol, "dw")
+        assert_close(db, g.sum(axis=(0, 2, 3)) if b is None else expected["db"], atol, rtol, "db")
+
+
+def assert_conv_numerical_gradients(op, op_backward, geo, x, w, b, seed):
+    """dx, dw (and db with a bias) against central differences, for an output gradient from seed."""
+    g = random_array(np.random.default_rng(seed), op(x, w, b, **geo).shape)
+    dx, dw, db = op_backward(g, x, w, **geo)
+    assert_close(dx, numerical_grad(lambda v: op(v, w, b, **geo), x, g), 1e-7, 1e-6, "dx")
+    assert_close(dw, numerical_grad(lambda v: op(x, v, b, **geo), w, g), 1e-7, 1e-6, "dw")
+    if b is not None:
+        assert_close(db, numerical_grad(lambda v: op(x, w, v, **geo), b, g), 1e-7, 1e-6, "db")
+
+
+def assert_needs_selects_outputs(op, op_backward, geo, x, w):
+    """needs=(dx, dw, db) flags: the wanted gradients equal the full call's, the others are None."""
+    g = np.ones(op(x, w, **geo).shape, x.dtype)
+    full = op_backward(g, x, w, **geo)
+    for needs in ((True, False, False), (False, True, False), (False, False, True)):
+        part = op_backward(g, x, w, **geo, needs=needs)
+        for want, got, exp in zip(needs, part, full):
+            if want:
+                assert_close(got, exp, 0, 0)
+            else:
+                assert got is None

@@ -5,7 +5,8 @@ import pytest
 import striate
 import striate.ops as ops
 from tests import reference as ref
-from tests.checks import DTYPES, assert_close, numerical_grad, random_array, tol
+from tests.checks import (DTYPES, assert_close, assert_conv_matches, assert_conv_numerical_gradients,
+                          assert_needs_selects_outputs, conv_arrays, random_array, sample_configs, tol)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -38,45 +39,33 @@ def _valid(cfg):
     return H + top + bottom >= eff_h and W + left + right >= eff_w
 
 
-def _configs(count, seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    attempt = 0
-    while len(out) < count:
-        i, attempt = len(out), attempt + 1
-        assert attempt < 20 * count, "config generator is stuck"
-        groups = int(rng.choice([1, 1, 2, 3]))
-        Cg, Kg = (int(v) for v in rng.integers(1, 4, size=2))
-        kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
-        stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
-        if i % 7 == 3:
-            stride = (kh + 1, kw + 2)  # stride larger than the kernel
-        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
-        padding = [0, 1, 2, (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same", "valid"][i % 6]
-        if padding == "same":
-            stride = (1, 1)
-        H, W = (int(v) for v in rng.integers(1, 10, size=2))
-        if attempt % 9 == 4:
-            H = 1
-        cfg = dict(x=(int(rng.integers(1, 4)), Cg * groups, H, W), w=(Kg * groups, Cg, kh, kw),
-                   bias=bool(rng.random() < 0.6), stride=stride, padding=padding,
-                   dilation=dilation, groups=groups, padding_mode=PADDING_MODES[i % 4])
-        if _valid(cfg):
-            cid = (f"{cfg['padding_mode']}-x{cfg['x']}-w{cfg['w']}-s{stride}-p{padding}-d{dilation}"
-                   f"-g{groups}").replace(" ", "")
-            out.append(pytest.param(cfg, id=cid))
-    return out
+def _draw(rng, attempt, i):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    Cg, Kg = (int(v) for v in rng.integers(1, 4, size=2))
+    kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    if i % 7 == 3:
+        stride = (kh + 1, kw + 2)  # stride larger than the kernel
+    dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
+    padding = [0, 1, 2, (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same", "valid"][i % 6]
+    if padding == "same":
+        stride = (1, 1)
+    H, W = (int(v) for v in rng.integers(1, 10, size=2))
+    if attempt % 9 == 4:
+        H = 1
+    cfg = dict(x=(int(rng.integers(1, 4)), Cg * groups, H, W), w=(Kg * groups, Cg, kh, kw),
+               bias=bool(rng.random() < 0.6), stride=stride, padding=padding,
+               dilation=dilation, groups=groups, padding_mode=PADDING_MODES[i % 4])
+    if not _valid(cfg):
+        return None
+    return cfg, f"{cfg['padding_mode']}-x{cfg['x']}-w{cfg['w']}-s{stride}-p{padding}-d{dilation}-g{groups}"
 
 
-CONFIGS = _configs(60, seed=10)
+CONFIGS = sample_configs(60, seed=10, draw=_draw, max_attempts=20)
 
 
 def _arrays(cfg, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = random_array(rng, cfg["x"], dtype)
-    w = random_array(rng, cfg["w"], dtype)
-    b = random_array(rng, (cfg["w"][0],), dtype) if cfg["bias"] else None
-    return x, w, b
+    return conv_arrays(cfg, cfg["w"][0], dtype, seed)
 
 
 def _geometry(cfg):
@@ -119,19 +108,7 @@ def test_forward_and_gradients_match_torch(cfg, torch):
     (yt * torch.tensor(g)).sum().backward()
     expected = dict(y=yt.detach().numpy(), dx=xt.grad.numpy(), dw=conv.weight.grad.numpy(),
                     db=None if b is None else conv.bias.grad.numpy())
-
-    for dtype in DTYPES:
-        xd, wd, bd, gd = (None if v is None else v.astype(dtype) for v in (x, w, b, g))
-        atol, rtol = tol(dtype, 20)
-        assert_close(ops.conv2d(xd, wd, bd, **_geometry(cfg)), expected["y"], atol, rtol, "y")
-        dx, dw, db = ops.conv2d_backward(gd, xd, wd, **_geometry(cfg))
-        assert dx.dtype == dw.dtype == db.dtype == dtype
-        assert_close(dx, expected["dx"], atol, rtol, "dx")
-        assert_close(dw, expected["dw"], atol, rtol, "dw")
-        if b is not None:
-            assert_close(db, expected["db"], atol, rtol, "db")
-        else:
-            assert_close(db, g.sum(axis=(0, 2, 3)), atol, rtol, "db")
+    assert_conv_matches(ops.conv2d, ops.conv2d_backward, _geometry(cfg), x, w, b, g, expected)
 
 
 NUMERIC = [c for c in CONFIGS if np.prod(c.values[0]["x"]) <= 80][:10]
@@ -140,28 +117,13 @@ NUMERIC = [c for c in CONFIGS if np.prod(c.values[0]["x"]) <= 80][:10]
 @pytest.mark.parametrize("cfg", NUMERIC)
 def test_backward_numerical_gradient(cfg):
     x, w, b = _arrays(cfg, np.float64, 3)
-    geo = _geometry(cfg)
-    g = random_array(np.random.default_rng(4), ops.conv2d(x, w, b, **geo).shape)
-    dx, dw, db = ops.conv2d_backward(g, x, w, **geo)
-    assert_close(dx, numerical_grad(lambda v: ops.conv2d(v, w, b, **geo), x, g), 1e-7, 1e-6, "dx")
-    assert_close(dw, numerical_grad(lambda v: ops.conv2d(x, v, b, **geo), w, g), 1e-7, 1e-6, "dw")
-    if b is not None:
-        assert_close(db, numerical_grad(lambda v: ops.conv2d(x, w, v, **geo), b, g), 1e-7, 1e-6, "db")
+    assert_conv_numerical_gradients(ops.conv2d, ops.conv2d_backward, _geometry(cfg), x, w, b, seed=4)
 
 
 def test_needs_selects_outputs():
     cfg = CONFIGS[0].values[0]
     x, w, _ = _arrays(cfg, np.float64, 5)
-    geo = _geometry(cfg)
-    g = np.ones(ops.conv2d(x, w, **geo).shape)
-    full = ops.conv2d_backward(g, x, w, **geo)
-    for needs in ((True, False, False), (False, True, False), (False, False, True)):
-        part = ops.conv2d_backward(g, x, w, **geo, needs=needs)
-        for want, got, exp in zip(needs, part, full):
-            if want:
-                assert_close(got, exp, 0, 0)
-            else:
-                assert got is None
+    assert_needs_selects_outputs(ops.conv2d, ops.conv2d_backward, _geometry(cfg), x, w)
 
 
 # The fast path (im2col + blocked GEMM, pointwise shortcut, image- or GEMM-level threading)

@@ -4,54 +4,42 @@ import pytest
 
 import striate.ops as ops
 from tests import reference as ref
-from tests.checks import DTYPES, assert_close, numerical_grad, random_array, tol
+from tests.checks import (DTYPES, assert_close, assert_conv_matches, assert_conv_numerical_gradients,
+                          assert_needs_selects_outputs, conv_arrays, random_array, sample_configs, tol)
 
 
 def _out(n, k, s, p, op, d):
     return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-def _configs(count, seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    attempt = 0
-    while len(out) < count:
-        attempt += 1
-        assert attempt < 50 * count, "config generator is stuck"
-        groups = int(rng.choice([1, 1, 2, 3]))
-        Cing, Coutg = (int(v) for v in rng.integers(1, 4, size=2))
-        kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-        stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
-        if attempt % 6 == 2:
-            stride = (kh + 2, kw + 1)  # stride larger than the kernel: gaps in the output
-        padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
-        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
-        output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
-        H, W = (int(v) for v in rng.integers(1, 7, size=2))
-        if attempt % 7 == 3:
-            W = 1
-        Ho = _out(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
-        Wo = _out(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
-        if Ho < 1 or Wo < 1:
-            continue
-        cfg = dict(x=(int(rng.integers(1, 4)), Cing * groups, H, W), w=(Cing * groups, Coutg, kh, kw),
-                   bias=bool(rng.random() < 0.6), stride=stride, padding=padding,
-                   output_padding=output_padding, groups=groups, dilation=dilation)
-        cid = (f"x{cfg['x']}-w{cfg['w']}-s{stride}-p{padding}-op{output_padding}-d{dilation}"
-               f"-g{groups}").replace(" ", "")
-        out.append(pytest.param(cfg, id=cid))
-    return out
+def _draw(rng, attempt, _):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    Cing, Coutg = (int(v) for v in rng.integers(1, 4, size=2))
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    if attempt % 6 == 2:
+        stride = (kh + 2, kw + 1)  # stride larger than the kernel: gaps in the output
+    padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
+    dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
+    output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    H, W = (int(v) for v in rng.integers(1, 7, size=2))
+    if attempt % 7 == 3:
+        W = 1
+    Ho = _out(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
+    Wo = _out(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
+    if Ho < 1 or Wo < 1:
+        return None
+    cfg = dict(x=(int(rng.integers(1, 4)), Cing * groups, H, W), w=(Cing * groups, Coutg, kh, kw),
+               bias=bool(rng.random() < 0.6), stride=stride, padding=padding,
+               output_padding=output_padding, groups=groups, dilation=dilation)
+    return cfg, f"x{cfg['x']}-w{cfg['w']}-s{stride}-p{padding}-op{output_padding}-d{dilation}-g{groups}"
 
 
-CONFIGS = _configs(45, seed=20)
+CONFIGS = sample_configs(45, seed=20, draw=_draw)
 
 
 def _arrays(cfg, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = random_array(rng, cfg["x"], dtype)
-    w = random_array(rng, cfg["w"], dtype)
-    b = random_array(rng, (cfg["w"][1] * cfg["groups"],), dtype) if cfg["bias"] else None
-    return x, w, b
+    return conv_arrays(cfg, cfg["w"][1] * cfg["groups"], dtype, seed)
 
 
 def _geometry(cfg):
@@ -75,15 +63,10 @@ def test_forward_and_gradients_match_torch(cfg, torch):
     yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, **_geometry(cfg))
     g = random_array(np.random.default_rng(2), tuple(yt.shape))
     (yt * torch.tensor(g)).sum().backward()
-    for dtype in DTYPES:
-        xd, wd, bd, gd = (None if v is None else v.astype(dtype) for v in (x, w, b, g))
-        atol, rtol = tol(dtype, 20)
-        assert_close(ops.conv_transpose2d(xd, wd, bd, **_geometry(cfg)), yt.detach().numpy(),
-                     atol, rtol, "y")
-        dx, dw, db = ops.conv_transpose2d_backward(gd, xd, wd, **_geometry(cfg))
-        assert_close(dx, xt.grad.numpy(), atol, rtol, "dx")
-        assert_close(dw, wt.grad.numpy(), atol, rtol, "dw")
-        assert_close(db, g.sum(axis=(0, 2, 3)) if b is None else bt.grad.numpy(), atol, rtol, "db")
+    expected = dict(y=yt.detach().numpy(), dx=xt.grad.numpy(), dw=wt.grad.numpy(),
+                    db=None if b is None else bt.grad.numpy())
+    assert_conv_matches(ops.conv_transpose2d, ops.conv_transpose2d_backward, _geometry(cfg), x, w, b, g,
+                        expected)
 
 
 NUMERIC = [c for c in CONFIGS if np.prod(c.values[0]["x"]) <= 40 and np.prod(c.values[0]["w"]) <= 60][:8]
@@ -92,14 +75,8 @@ NUMERIC = [c for c in CONFIGS if np.prod(c.values[0]["x"]) <= 40 and np.prod(c.v
 @pytest.mark.parametrize("cfg", NUMERIC)
 def test_backward_numerical_gradient(cfg):
     x, w, b = _arrays(cfg, np.float64, 3)
-    geo = _geometry(cfg)
-    g = random_array(np.random.default_rng(4), ops.conv_transpose2d(x, w, b, **geo).shape)
-    dx, dw, db = ops.conv_transpose2d_backward(g, x, w, **geo)
-    f = ops.conv_transpose2d
-    assert_close(dx, numerical_grad(lambda v: f(v, w, b, **geo), x, g), 1e-7, 1e-6, "dx")
-    assert_close(dw, numerical_grad(lambda v: f(x, v, b, **geo), w, g), 1e-7, 1e-6, "dw")
-    if b is not None:
-        assert_close(db, numerical_grad(lambda v: f(x, w, v, **geo), b, g), 1e-7, 1e-6, "db")
+    assert_conv_numerical_gradients(ops.conv_transpose2d, ops.conv_transpose2d_backward, _geometry(cfg),
+                                    x, w, b, seed=4)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:12])
@@ -124,13 +101,4 @@ def test_is_the_adjoint_of_conv2d(cfg):
 def test_needs_selects_outputs():
     cfg = CONFIGS[0].values[0]
     x, w, _ = _arrays(cfg, np.float32, 7)
-    geo = _geometry(cfg)
-    g = np.ones(ops.conv_transpose2d(x, w, **geo).shape, np.float32)
-    full = ops.conv_transpose2d_backward(g, x, w, **geo)
-    for needs in ((True, False, False), (False, True, False), (False, False, True)):
-        part = ops.conv_transpose2d_backward(g, x, w, **geo, needs=needs)
-        for want, got, exp in zip(needs, part, full):
-            if want:
-                assert_close(got, exp, 0, 0)
-            else:
-                assert got is None
+    assert_needs_selects_outputs(ops.conv_transpose2d, ops.conv_transpose2d_backward, _geometry(cfg), x, w)

@@ -1,56 +1,50 @@
 """max_pool2d / avg_pool2d / sum_pool2d and their backward passes against the reference and PyTorch."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 import striate.ops as ops
 from tests import reference as ref
 from tests.checks import (DTYPES, assert_adjoint, assert_close, numerical_grad, random_array,
-                          tie_free, tol)
+                          sample_configs, tie_free, tol)
 
 
 def _every_window_touches_the_plane(n, k, s, p, d, out):
     return all(any(0 <= o * s - p + a * d < n for a in range(k)) for o in range(out))
 
 
-def _pool_configs(count, seed, with_dilation):
-    rng = np.random.default_rng(seed)
-    out = []
-    attempt = 0
-    while len(out) < count:
-        attempt += 1
-        assert attempt < 50 * count, "config generator is stuck"
-        kernel = tuple(int(v) for v in rng.integers(1, 5, size=2))
-        stride = None if rng.random() < 0.25 else tuple(int(v) for v in rng.integers(1, 4, size=2))
-        if attempt % 6 == 1:
-            stride = (kernel[0] + 2, kernel[1] + 1)  # stride larger than the kernel
-        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
-        dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2)) if with_dilation else (1, 1)
-        ceil_mode = bool(attempt % 2)
-        H, W = (int(v) for v in rng.integers(1, 10, size=2))
-        if attempt % 8 == 3:
-            H = 1
-        if attempt % 8 == 6:
-            W = 1
-        s = kernel if stride is None else stride
-        sizes = [ref.pool_output_size(n, k, st, p, d, ceil_mode)
-                 for n, k, st, p, d in zip((H, W), kernel, s, padding, dilation)]
-        if min(sizes) < 1:
-            continue
-        # A dilated window can fall entirely into the padding; PyTorch then returns an index
-        # outside the plane (and its backward writes out of bounds), so such geometries are only
-        # used by test_max_window_entirely_in_padding.
-        if not all(_every_window_touches_the_plane(n, k, st, p, d, o) for n, k, st, p, d, o in
-                   zip((H, W), kernel, s, padding, dilation, sizes)):
-            continue
-        cfg = dict(shape=(int(rng.integers(1, 3)), int(rng.integers(1, 4)), H, W), kernel=kernel,
-                   stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
-        cid = f"{cfg['shape']}-k{kernel}-s{stride}-p{padding}-d{dilation}-ceil{int(ceil_mode)}"
-        out.append(pytest.param(cfg, id=cid.replace(" ", "")))
-    return out
+def _draw(rng, attempt, _, with_dilation):
+    kernel = tuple(int(v) for v in rng.integers(1, 5, size=2))
+    stride = None if rng.random() < 0.25 else tuple(int(v) for v in rng.integers(1, 4, size=2))
+    if attempt % 6 == 1:
+        stride = (kernel[0] + 2, kernel[1] + 1)  # stride larger than the kernel
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2)) if with_dilation else (1, 1)
+    ceil_mode = bool(attempt % 2)
+    H, W = (int(v) for v in rng.integers(1, 10, size=2))
+    if attempt % 8 == 3:
+        H = 1
+    if attempt % 8 == 6:
+        W = 1
+    s = kernel if stride is None else stride
+    sizes = [ref.pool_output_size(n, k, st, p, d, ceil_mode)
+             for n, k, st, p, d in zip((H, W), kernel, s, padding, dilation)]
+    if min(sizes) < 1:
+        return None
+    # A dilated window can fall entirely into the padding; PyTorch then returns an index
+    # outside the plane (and its backward writes out of bounds), so such geometries are only
+    # used by test_max_window_entirely_in_padding.
+    if not all(_every_window_touches_the_plane(n, k, st, p, d, o) for n, k, st, p, d, o in
+               zip((H, W), kernel, s, padding, dilation, sizes)):
+        return None
+    cfg = dict(shape=(int(rng.integers(1, 3)), int(rng.integers(1, 4)), H, W), kernel=kernel,
+               stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+    return cfg, f"{cfg['shape']}-k{kernel}-s{stride}-p{padding}-d{dilation}-ceil{int(ceil_mode)}"
 
 
-MAX_CONFIGS = _pool_configs(60, seed=30, with_dilation=True)
-AVG_CONFIGS = _pool_configs(45, seed=31, with_dilation=False)
+MAX_CONFIGS = sample_configs(60, seed=30, draw=partial(_draw, with_dilation=True))
+AVG_CONFIGS = sample_configs(45, seed=31, draw=partial(_draw, with_dilation=False))
 DIVISORS = (None, None, 1, 3, 7)
 
 

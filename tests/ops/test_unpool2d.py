@@ -6,44 +6,36 @@ import striate
 import striate.ops as ops
 from striate import _cpu
 from tests import reference as ref
-from tests.checks import DTYPES, assert_adjoint, assert_close, random_array, tol
+from tests.checks import DTYPES, assert_adjoint, assert_close, random_array, sample_configs, tol
 
 
-def _configs(count, seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    attempt = 0
-    while len(out) < count:
-        attempt += 1
-        assert attempt < 50 * count, "config generator is stuck"
-        kernel = tuple(int(v) for v in rng.integers(1, 4, size=2))
-        stride = tuple(int(v) for v in rng.integers(1, 4, size=2)) if attempt % 3 else None
-        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
-        H, W = (int(v) for v in rng.integers(1, 9, size=2))
-        if attempt % 5 == 2:
-            H = 1
-        s = kernel if stride is None else stride
-        pooled = [ref.pool_output_size(n, k, st, p, 1, False) for n, k, st, p in zip((H, W), kernel, s, padding)]
-        if min(pooled) < 1:
-            continue
-        default = [(o - 1) * st - 2 * p + k for o, st, p, k in zip(pooled, s, padding, kernel)]
-        if min(default) < 1:
-            continue
-        # Prefer the input size (the usual use); it must lie within one stride of the default.
-        size = tuple(n if abs(n - d) < st else d for n, d, st in zip((H, W), default, s))
-        x = np.arange(H * W, dtype=np.float64).reshape(1, 1, H, W)
-        _, idx = ops.max_pool2d(x, kernel, stride, padding)
-        if idx.max() >= size[0] * size[1]:
-            continue  # those indices do not fit the unpooled plane: PyTorch refuses them too
-        output_size = None if size == tuple(default) else size
-        cfg = dict(shape=(int(rng.integers(1, 3)), int(rng.integers(1, 4)), H, W), kernel=kernel,
-                   stride=stride, padding=padding, output_size=output_size, out_hw=size)
-        cid = f"{cfg['shape']}-k{kernel}-s{stride}-p{padding}-out{output_size}".replace(" ", "")
-        out.append(pytest.param(cfg, id=cid))
-    return out
+def _draw(rng, attempt, _):
+    kernel = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2)) if attempt % 3 else None
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    H, W = (int(v) for v in rng.integers(1, 9, size=2))
+    if attempt % 5 == 2:
+        H = 1
+    s = kernel if stride is None else stride
+    pooled = [ref.pool_output_size(n, k, st, p, 1, False) for n, k, st, p in zip((H, W), kernel, s, padding)]
+    if min(pooled) < 1:
+        return None
+    default = [(o - 1) * st - 2 * p + k for o, st, p, k in zip(pooled, s, padding, kernel)]
+    if min(default) < 1:
+        return None
+    # Prefer the input size (the usual use); it must lie within one stride of the default.
+    size = tuple(n if abs(n - d) < st else d for n, d, st in zip((H, W), default, s))
+    x = np.arange(H * W, dtype=np.float64).reshape(1, 1, H, W)
+    _, idx = ops.max_pool2d(x, kernel, stride, padding)
+    if idx.max() >= size[0] * size[1]:
+        return None  # those indices do not fit the unpooled plane: PyTorch refuses them too
+    output_size = None if size == tuple(default) else size
+    cfg = dict(shape=(int(rng.integers(1, 3)), int(rng.integers(1, 4)), H, W), kernel=kernel,
+               stride=stride, padding=padding, output_size=output_size, out_hw=size)
+    return cfg, f"{cfg['shape']}-k{kernel}-s{stride}-p{padding}-out{output_size}"
 
 
-CONFIGS = _configs(36, seed=40)
+CONFIGS = sample_configs(36, seed=40, draw=_draw)
 
 
 def _pool(cfg, x):
