@@ -43,6 +43,23 @@ def array_module(x):
     return _cupy if is_cuda_array(x) else np
 
 
+def to_device(array, device: str):
+    """Copy an array to "cpu" (numpy) or "cuda" (cupy); no copy if already there."""
+    if device == "cpu":
+        return array.get() if is_cuda_array(array) else array
+    if device == "cuda" or device.startswith("cuda:"):
+        if not cuda_available():
+            raise RuntimeError("to('cuda'): no usable GPU (striate.cuda.is_available() is False)")
+        return array if is_cuda_array(array) else _cupy.asarray(array)
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def cupy_from_dlpack(obj):
+    if _cupy is None:
+        raise RuntimeError("from_dlpack: a CUDA array needs CuPy")
+    return _cupy.from_dlpack(obj)
+
+
 def cuda_stream_ptr() -> int:
     return _cupy.cuda.get_current_stream().ptr
 
