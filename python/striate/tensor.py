@@ -318,6 +318,70 @@ class Tensor:
     def contiguous(self):
         return self
 
+    def clone(self) -> "Tensor":
+        return M.Mul.apply(self, 1) if self.requires_grad else Tensor(self.data.copy())
+
+    # -------------------------------------------------------- in-place (no graph)
+    # Used by initialisers and optimizers; like PyTorch, refused on a tensor
+    # that requires grad while grad mode records.
+    def _inplace(self, name):
+        from .autograd.grad_mode import is_grad_enabled
+
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"{name}: a tensor that requires grad cannot be modified in place "
+                               "outside striate.no_grad()")
+
+    def _operand(self, other):
+        if isinstance(other, Tensor):
+            other = other.data
+        if hasattr(other, "shape"):
+            return _backend.to_device(other, self.device)
+        return other
+
+    def copy_(self, src) -> "Tensor":
+        self._inplace("copy_")
+        self.data[...] = self._operand(src)
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        self._inplace("fill_")
+        self.data[...] = value
+        return self
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        self._inplace("add_")
+        o = self._operand(other)
+        self.data += o if alpha == 1 else o * alpha
+        return self
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        return self.add_(other, -alpha)
+
+    def mul_(self, other) -> "Tensor":
+        self._inplace("mul_")
+        self.data *= self._operand(other)
+        return self
+
+    def div_(self, other) -> "Tensor":
+        self._inplace("div_")
+        self.data /= self._operand(other)
+        return self
+
+    def addcmul_(self, t1, t2, value=1) -> "Tensor":
+        """self += value * t1 * t2"""
+        self._inplace("addcmul_")
+        self.data += value * self._operand(t1) * self._operand(t2)
+        return self
+
+    def addcdiv_(self, t1, t2, value=1) -> "Tensor":
+        """self += value * t1 / t2"""
+        self._inplace("addcdiv_")
+        self.data += value * self._operand(t1) / self._operand(t2)
+        return self
+
 
 class _ToDevice(Function):
     def forward(self, a, device):
