@@ -160,6 +160,8 @@ class MatMul(Function):
     def backward(self, g):
         a, b = self.saved
         xp = array_module(g)
+        if a.ndim == 1 and b.ndim == 1:  # inner product: g is a scalar
+            return g * b, g * a
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
