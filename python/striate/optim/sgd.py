@@ -1,0 +1,52 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay.
+
+The update is torch.optim.SGD's (single-tensor path), step by step::
+
+    g = grad + weight_decay * p                      (if weight_decay)
+    buf = g (first step, a copy);  buf = momentum * buf + (1 - dampening) * g
+    g = g + momentum * buf (nesterov)  or  g = buf   (if momentum)
+    p = p - lr * g
+"""
+from __future__ import annotations
+
+from .optimizer import Optimizer, required
+
+
+class SGD(Optimizer):
+    """SGD as in ``torch.optim.SGD``.
+
+    Args:
+        params: Tensors or parameter groups (dicts).
+        lr: learning rate.
+        momentum: momentum factor (0 disables the buffer).
+        dampening: dampening of the gradient added to the momentum buffer.
+        weight_decay: L2 penalty, added to the gradient.
+        nesterov: use Nesterov momentum (needs momentum > 0 and dampening == 0).
+    """
+
+    def __init__(self, params, lr=required, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        if lr is not required and lr < 0.0:
+            raise ValueError(f"SGD: invalid learning rate {lr}; expected lr >= 0")
+        if momentum < 0.0:
+            raise ValueError(f"SGD: invalid momentum {momentum}; expected momentum >= 0")
+        if weight_decay < 0.0:
+            raise ValueError(f"SGD: invalid weight_decay {weight_decay}; expected weight_decay >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening == 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, p, grad, group):
+        momentum = group["momentum"]
+        if group["weight_decay"] != 0:
+            grad = grad + p * group["weight_decay"]
+        if momentum != 0:  # without momentum SGD keeps no state, like torch
+            buf = self.state[p].get("momentum_buffer")
+            if buf is None:
+                buf = self.state[p]["momentum_buffer"] = grad.clone()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad + buf * momentum if group["nesterov"] else buf
+        p.add_(grad, alpha=-group["lr"])
