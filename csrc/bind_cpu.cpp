@@ -12,6 +12,7 @@
 #include "cpu/conv2d.h"
 #include "cpu/conv_transpose2d.h"
 #include "cpu/dropout.h"
+#include "cpu/gemm.h"
 #include "cpu/pad2d.h"
 #include "cpu/pool2d.h"
 #include "cpu/pyramid.h"
@@ -217,6 +218,33 @@ void conv_transpose2d_backward(py::object dx, py::object dw, py::object db, py::
     T* dbp = optional_output<T>(op, "db", db, hb, {g.C});
     py::gil_scoped_release release;
     conv_transpose2d_backward_cpu(dxp, dwp, dbp, cptr<T>(dy), cptr<T>(x), cptr<T>(w), g);
+  });
+}
+
+// ---------------------------------------------------------------- matmul
+// c (M, N) = op(a) @ op(b), op = transpose when the flag is set; a, b, c are
+// C-contiguous 2-D arrays of one float dtype.
+void matmul(py::array c, py::array a, py::array b, bool trans_a, bool trans_b) {
+  const char* op = "matmul";
+  check_ndim(op, "a", a, 2);
+  check_ndim(op, "b", b, 2);
+  dispatch_float(op, a, [&](auto t) {
+    using T = decltype(t);
+    const auto dt = py::dtype::of<T>();
+    check_array(op, "a", a, dt, {});
+    check_array(op, "b", b, dt, {});
+    const auto as = shape_of(a), bs = shape_of(b);
+    const index_t M = trans_a ? as[1] : as[0], K = trans_a ? as[0] : as[1];
+    const index_t Kb = trans_b ? bs[1] : bs[0], N = trans_b ? bs[0] : bs[1];
+    require(K == Kb, "matmul: inner dimensions differ (" + std::to_string(K) + " vs " +
+                         std::to_string(Kb) + ")");
+    check_array(op, "c", c, dt, {M, N}, true);
+    // A(i, k) = a[i*lda + k] or a[k*lda + i]; likewise for B.
+    const index_t rs_a = trans_a ? 1 : as[1], cs_a = trans_a ? as[1] : 1;
+    const index_t rs_b = trans_b ? 1 : bs[1], cs_b = trans_b ? bs[1] : 1;
+    py::gil_scoped_release release;
+    gemm_parallel_cpu(M, N, K, cptr<T>(a), rs_a, cs_a, cptr<T>(b), rs_b, cs_b, mut<T>(c), N,
+                      false);
   });
 }
 
@@ -506,6 +534,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("conv2d_backward", &conv2d_backward);
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward);
   m.def("conv_transpose2d_backward", &conv_transpose2d_backward);
+  m.def("matmul", &matmul);
   m.def("max_pool2d_forward", &max_pool2d_forward);
   m.def("max_pool2d_backward", &max_pool2d_backward);
   m.def("avg_pool2d_forward", &avg_pool2d_forward);

@@ -6,6 +6,7 @@ input's shape (:func:`unbroadcast`).
 """
 from __future__ import annotations
 
+from .. import ops
 from .._backend import array_module
 from .function import Function
 
@@ -150,16 +151,29 @@ class Clamp(Function):
         return g * self.mask, None, None
 
 
+def _contiguous(a):
+    return array_module(a).ascontiguousarray(a)
+
+
 class MatMul(Function):
-    """numpy matmul semantics (1-D operands promoted, batch dims broadcast)."""
+    """numpy matmul semantics (1-D operands promoted, batch dims broadcast).
+
+    2-D products run on striate's GEMM (``ops.matmul``), transposes folded in.
+    """
 
     def forward(self, a, b):
         self.saved = (a, b)
+        if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
+            return ops.matmul(_contiguous(a), _contiguous(b))
         return a @ b
 
     def backward(self, g):
         a, b = self.saved
         xp = array_module(g)
+        if a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
+            g = _contiguous(g)
+            return (ops.matmul(g, _contiguous(b), trans_b=True),
+                    ops.matmul(_contiguous(a), g, trans_a=True))
         if a.ndim == 1 and b.ndim == 1:  # inner product: g is a scalar
             return g * b, g * a
         a2 = a[None, :] if a.ndim == 1 else a

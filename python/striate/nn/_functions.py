@@ -47,6 +47,26 @@ class Conv2d(Function):
                                    needs=self.needs_input_grad)
 
 
+class Linear(Function):
+    """y = x @ w^T + b on ops.matmul; x (..., in), w (out, in), b (out,) or None."""
+
+    def forward(self, x, w, b):
+        self.shape = x.shape
+        self.x2, self.w = _c(x.reshape(-1, x.shape[-1])), _c(w)
+        y = ops.matmul(self.x2, self.w, trans_b=True)
+        if b is not None:
+            y += b
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, g):
+        g2 = _c(g.reshape(-1, g.shape[-1]), self.w.dtype)
+        need_x, need_w, need_b = self.needs_input_grad
+        dx = ops.matmul(g2, self.w).reshape(self.shape) if need_x else None
+        dw = ops.matmul(g2, self.x2, trans_a=True) if need_w else None
+        db = g2.sum(axis=0) if need_b else None
+        return dx, dw, db
+
+
 class ConvTranspose2d(Function):
     """ops.conv_transpose2d; inputs (x, weight, bias or None)."""
 

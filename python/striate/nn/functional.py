@@ -215,8 +215,7 @@ def linear(input, weight, bias=None):
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last dim must equal weight.shape[1] ({weight.shape[1]}), "
                          f"got input shape {input.shape}")
-    y = input @ weight.t()
-    return y if bias is None else y + bias
+    return P.Linear.apply(input, weight, bias)
 
 
 def relu(input, inplace=False):

@@ -7,6 +7,7 @@ allocates the outputs on the input's device and calls the kernel.
 from .conv2d import conv2d, conv2d_backward, conv2d_reference
 from .conv_transpose2d import conv_transpose2d, conv_transpose2d_backward
 from .dropout import dropout, dropout_backward, philox4x32_10
+from .matmul import matmul
 from .pad2d import pad2d, pad2d_backward
 from .pool2d import (avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                      sum_pool2d, sum_pool2d_backward)
@@ -22,6 +23,7 @@ __all__ = [
     "avg_pool2d", "avg_pool2d_backward", "sum_pool2d", "sum_pool2d_backward",
     "max_unpool2d", "max_unpool2d_backward",
     "dropout", "dropout_backward", "philox4x32_10",
+    "matmul",
     "pyr_down", "pyr_down_backward", "pyr_up", "pyr_up_backward",
     "warp_affine",
 ]
