@@ -35,6 +35,7 @@ CONV_GEOMEAN_TARGET = 2.0  # geometric mean of the conv2d fwd+bwd ratios
 CONV_TARGET = 3.0  # every conv2d fwd+bwd ratio
 MEMORY_BOUND_TARGET = 1.5  # pooling, unpooling, dropout, pyramids
 MEMORY_BOUND_FAMILIES = ("pool2d", "unpool2d", "dropout", "pyramid")
+STEP_TARGET = 1.5  # one training step of the small CNN (bench_autograd.py)
 
 
 @dataclass
@@ -222,14 +223,17 @@ def _geomean(values):
 
 
 def summarize(rows, threads):
-    """Per thread count: the conv2d fwd+bwd geometric mean and worst ratios against the targets."""
+    """Per thread count: the ratios the targets are about (conv2d, memory-bound ops, training step)."""
     summary = {}
     for n in threads:
         conv = [r["ratio"] for r in rows if r["threads"] == n and r["family"] == "conv2d"
                 and r["direction"] == "fwd+bwd" and r["ratio"] is not None]
         memory = [r["ratio"] for r in rows if r["threads"] == n and r["ratio"] is not None
                   and r["family"] in MEMORY_BOUND_FAMILIES]
+        step = [r["ratio"] for r in rows if r["threads"] == n and r["ratio"] is not None
+                and r["direction"] == "step"]
         summary[str(n)] = {
+            "training_step": step[0] if step else None,
             "conv2d_fwd_bwd_geomean": _geomean(conv),
             "conv2d_fwd_bwd_max": max(conv) if conv else None,
             "conv2d_fwd_bwd_rows": len(conv),
@@ -266,12 +270,14 @@ def markdown(rows, info, summary, with_json):
     lines += ["", "## Summary", "",
               f"| threads | conv2d fwd+bwd geomean (target <= {CONV_GEOMEAN_TARGET:g}) | "
               f"conv2d fwd+bwd worst (<= {CONV_TARGET:g}) | "
-              f"pool/unpool/dropout/pyramid worst (<= {MEMORY_BOUND_TARGET:g}) |",
-              "|---|---|---|---|"]
+              f"pool/unpool/dropout/pyramid worst (<= {MEMORY_BOUND_TARGET:g}) | "
+              f"CNN training step (<= {STEP_TARGET:g}) |",
+              "|---|---|---|---|---|"]
     for n, s in summary.items():
         lines.append(f"| {n} | {_fmt_ratio(s['conv2d_fwd_bwd_geomean'])} "
                      f"({s['conv2d_fwd_bwd_rows']} shapes) | {_fmt_ratio(s['conv2d_fwd_bwd_max'])} | "
-                     f"{_fmt_ratio(s['memory_bound_max'])} ({s['memory_bound_rows']} rows) |")
+                     f"{_fmt_ratio(s['memory_bound_max'])} ({s['memory_bound_rows']} rows) | "
+                     f"{_fmt_ratio(s['training_step'])} |")
     for n in info["threads"]:
         lines += ["", f"## {n} thread{'s' if n > 1 else ''}", "",
                   "| op | shape | dir | striate ms | reference | reference ms | ratio | target |",

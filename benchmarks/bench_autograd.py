@@ -10,11 +10,10 @@ Run alone: ``python benchmarks/bench_autograd.py --threads 2``.
 """
 from __future__ import annotations
 
-from _harness import Bench, Case, main, random_array
+from _harness import STEP_TARGET, Bench, Case, main, random_array
 from _timing import torch
 
 FAMILY = "autograd"
-STEP_TARGET = 1.5  # training step time, striate / PyTorch
 TINY = (4, 4)
 
 

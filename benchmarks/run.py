@@ -7,6 +7,7 @@ Usage (from the repository root):
 """
 from __future__ import annotations
 
+import bench_autograd
 import bench_conv2d
 import bench_dropout
 import bench_pool2d
@@ -15,7 +16,7 @@ import bench_unpool2d
 from _harness import BENCH_DIR, main
 
 FAMILIES = {m.FAMILY: m.cases for m in (bench_conv2d, bench_pool2d, bench_unpool2d, bench_dropout,
-                                        bench_pyramid)}
+                                        bench_pyramid, bench_autograd)}
 
 if __name__ == "__main__":
-    main(FAMILIES, "striate CPU kernels against PyTorch and OpenCV.", out_default=str(BENCH_DIR / "results"))
+    main(FAMILIES, "striate CPU kernels and layers against PyTorch and OpenCV.", out_default=str(BENCH_DIR / "results"))
