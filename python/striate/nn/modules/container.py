@@ -21,7 +21,25 @@ def _index(container, idx) -> int:
     return idx % size
 
 
-class Sequential(Module):
+class _Positional(Module):
+    """Children kept in order: deletion, length and iteration shared by
+    Sequential and ModuleList."""
+
+    def __delitem__(self, idx) -> None:
+        keys = list(self._modules)
+        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(self, idx)]]):
+            del self._modules[key]
+        # renumber so that positions and names stay equal, as PyTorch does
+        self._modules = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Positional):
     """Chain modules: ``forward`` feeds each module's output to the next.
 
     ``Sequential(m0, m1, ...)`` names the children ``"0"``, ``"1"``...;
@@ -46,18 +64,6 @@ class Sequential(Module):
         key = list(self._modules)[_index(self, idx)]
         setattr(self, key, module)
 
-    def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(self, idx)]]):
-            del self._modules[key]
-        # renumber so that positions and names stay equal, as PyTorch does
-        self._modules = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __add__(self, other: "Sequential") -> "Sequential":
         if not isinstance(other, Sequential):
@@ -97,7 +103,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_Positional):
     """A list of modules, registered as children ``"0"``, ``"1"``...; it has no ``forward``."""
 
     def __init__(self, modules=None):
@@ -113,17 +119,6 @@ class ModuleList(Module):
     def __setitem__(self, idx, module) -> None:
         setattr(self, str(_index(self, idx)), module)
 
-    def __delitem__(self, idx) -> None:
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(self, idx)]]):
-            del self._modules[key]
-        self._modules = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __iadd__(self, modules) -> "ModuleList":
         return self.extend(modules)
