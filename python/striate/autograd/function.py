@@ -21,6 +21,7 @@ class Function:
     inputs: tuple = ()
     needs_input_grad: tuple = ()
     n_outputs: int = 1
+    non_differentiable = frozenset()
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -32,32 +33,50 @@ class Function:
         self.saved = values
 
     def mark_non_differentiable(self, *output_indices: int) -> None:
-        self.non_differentiable = set(output_indices)
+        self.non_differentiable = frozenset(output_indices)
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from ..tensor import Tensor
-
+        Tensor = _tensor_class()
         ctx = cls()
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        arrays = []
+        any_requires = False
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                any_requires = any_requires or a.requires_grad
+            else:
+                arrays.append(a)
         out = ctx.forward(*arrays, **kwargs)
         multiple = isinstance(out, tuple)
         outs = out if multiple else (out,)
-        record = is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = any_requires and is_grad_enabled()
         if record:
             ctx.inputs = args
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             ctx.n_outputs = len(outs)
-        skip = getattr(ctx, "non_differentiable", ())
         results = []
         for i, o in enumerate(outs):
             t = Tensor(o)
-            if record and i not in skip:
+            if record and i not in ctx.non_differentiable:
                 t.requires_grad = True
                 t._ctx = ctx
                 t._out_index = i
             results.append(t)
         return tuple(results) if multiple else results[0]
+
+
+_TENSOR = None
+
+
+def _tensor_class():
+    """striate.Tensor, imported on first use (tensor.py imports this module)."""
+    global _TENSOR
+    if _TENSOR is None:
+        from ..tensor import Tensor
+
+        _TENSOR = Tensor
+    return _TENSOR
 
 
 def _topological_order(root_ctx):
@@ -82,7 +101,7 @@ def _topological_order(root_ctx):
 
 def run_backward(root, gradient) -> None:
     """Propagate ``gradient`` (a Tensor shaped like root) back to the leaves."""
-    from ..tensor import Tensor
+    Tensor = _tensor_class()
 
     if root._ctx is None:
         if root.requires_grad:
