@@ -24,4 +24,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "striate CUDA kernels (cudart linked statically). Use striate.ops.";
   m.def("device_count", &device_count);
   striate::bind_dropout(m);
+  striate::bind_conv2d(m);
+  striate::bind_pad2d(m);
+  striate::bind_pool2d(m);
+  striate::bind_unpool2d(m);
+  striate::bind_pyramid(m);
+  striate::bind_warp(m);
 }

@@ -17,6 +17,7 @@ import pytest
 
 import striate as st
 from striate.optim import Adam
+from tests.cuda.conftest import cupy_or_skip
 
 DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
           np.uint8, np.uint16, np.uint32, np.uint64, np.bool_]
@@ -475,10 +476,7 @@ def test_sigkill_inside_save_keeps_the_previous_checkpoint(tmp_path, mode):
 
 
 def test_gpu_tensors_are_saved_through_the_host(tmp_path):
-    if not st.cuda.is_available():
-        if os.environ.get("STRIATE_REQUIRE_CUDA") == "1":
-            pytest.fail("STRIATE_REQUIRE_CUDA=1 but no usable GPU / CuPy / striate._cuda")
-        pytest.skip("no GPU")
+    cupy_or_skip()
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     st.save({"w": st.tensor(a, device="cuda").permute(1, 0)}, tmp_path / "x")
     out = st.load(tmp_path / "x")

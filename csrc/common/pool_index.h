@@ -40,6 +40,30 @@ STRIATE_HD inline void max_pool_cell(const T* plane, const Pool2dGeometry& g, in
   *out_index = best_index;
 }
 
+// The common 2x2, stride-2, unpadded window at (h, w) .. (h+1, w+1), fully
+// inside the plane: max_pool_cell's rule on its four cells in row-major
+// order (a later cell wins if it is larger or NaN), unrolled.
+template <typename T>
+STRIATE_HD inline void max_pool_2x2_cell(T v00, T v01, T v10, T v11, index_t h, index_t w,
+                                         index_t W, T* out, int64_t* out_index) {
+  T best = v00;
+  int64_t best_index = h * W + w;
+  if (v01 > best || v01 != v01) {
+    best = v01;
+    best_index = h * W + w + 1;
+  }
+  if (v10 > best || v10 != v10) {
+    best = v10;
+    best_index = (h + 1) * W + w;
+  }
+  if (v11 > best || v11 != v11) {
+    best = v11;
+    best_index = (h + 1) * W + w + 1;
+  }
+  *out = best;
+  *out_index = best_index;
+}
+
 // The in-plane part [h0, h1) x [w0, w1) of an average-pooling window and its
 // divisor (no dilation; PyTorch's definition: the padded window is clipped
 // to in + pad before counting, and count_include_pad counts that area).

@@ -19,18 +19,29 @@ STRIATE_HD inline double warp_base_coord(index_t i, index_t n, bool align_corner
   return (2.0 * (double)i + 1.0) / (double)n - 1.0;
 }
 
+// Normalised source coordinates (gx, gy) of the normalised output point
+// (xn, yn) under theta, one row-major 2x3 matrix (affine_grid).
+template <typename T>
+STRIATE_HD inline void warp_affine_point(const T* theta, double xn, double yn, double* gx,
+                                         double* gy) {
+  *gx = (double)theta[0] * xn + (double)theta[1] * yn + (double)theta[2];
+  *gy = (double)theta[3] * xn + (double)theta[4] * yn + (double)theta[5];
+}
+
 STRIATE_HD inline double warp_unnormalize(double c, index_t n, bool align_corners) {
   return align_corners ? (c + 1.0) * 0.5 * (double)(n - 1) : ((c + 1.0) * (double)n - 1.0) * 0.5;
 }
 
 // Reflect c into [lo, hi] (grid_sample's reflect_coordinates, twice the bounds).
+// The parity of the number of flips is taken in double: converting a huge
+// or non-finite count to an integer is undefined (x86 and CUDA disagree).
 STRIATE_HD inline double warp_reflect(double c, double lo2, double hi2) {
   if (lo2 == hi2) return 0.0;
   double lo = lo2 * 0.5, span = (hi2 - lo2) * 0.5;
   c = fabs(c - lo);
   double extra = fmod(c, span);
-  long long flips = (long long)floor(c / span);
-  return (flips % 2 == 0) ? extra + lo : span - extra + lo;
+  double flips = floor(c / span);
+  return (fmod(flips, 2.0) == 0.0) ? extra + lo : span - extra + lo;
 }
 
 STRIATE_HD inline double warp_clip(double c, index_t n) {

@@ -11,29 +11,6 @@
 
 namespace striate {
 
-namespace {
-
-// The common 2x2, stride-2, unpadded window, fully inside the plane: the
-// four candidates in row-major order with max_pool_cell's rule (a later
-// candidate wins if it is larger or NaN).
-template <typename T>
-inline void max_pool_2x2_cell(const T* r0, const T* r1, index_t h, index_t w, index_t W, T* out,
-                              int64_t* out_index) {
-  T best = r0[w];
-  int64_t bi = h * W + w;
-  const T c[3] = {r0[w + 1], r1[w], r1[w + 1]};
-  const int64_t ci[3] = {h * W + w + 1, (h + 1) * W + w, (h + 1) * W + w + 1};
-  for (int k = 0; k < 3; ++k)
-    if (c[k] > best || c[k] != c[k]) {
-      best = c[k];
-      bi = ci[k];
-    }
-  *out = best;
-  *out_index = bi;
-}
-
-}  // namespace
-
 template <typename T>
 void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
                             const Pool2dGeometry& g) {
@@ -49,7 +26,12 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
       if (is_2x2 && 2 * oh + 1 < g.H) {
         const index_t full = std::min(g.Wo, g.W / 2);  // windows entirely inside the row
         const T* r0 = plane + 2 * oh * g.W;
-        for (; ow < full; ++ow) max_pool_2x2_cell(r0, r0 + g.W, 2 * oh, 2 * ow, g.W, yrow + ow, irow + ow);
+        const T* r1 = r0 + g.W;
+        for (; ow < full; ++ow) {
+          const index_t w = 2 * ow;
+          max_pool_2x2_cell(r0[w], r0[w + 1], r1[w], r1[w + 1], 2 * oh, w, g.W, yrow + ow,
+                            irow + ow);
+        }
       }
       for (; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
     }

@@ -1,7 +1,7 @@
 // pyramid.cpp: pyrDown / pyrUp and their adjoints on the CPU.
 // All four are separable linear maps y = Av * x * Ah^T per plane, where each
 // 1-D operator A is a short list of (source, weight) taps per output index
-// built from common/pyramid_taps.h (the adjoints use the transposed lists).
+// (common/pyramid_plan.h; the adjoints use the transposed lists).
 // One routine applies any such pair: for each output row it combines the
 // needed input rows into a temporary row (vertical pass, vectorised), then
 // filters that row horizontally. pyrDown and pyrUp have unrolled interior
@@ -9,71 +9,13 @@
 #include "pyramid.h"
 
 #include <algorithm>
-#include <vector>
 
-#include "common/pyramid_taps.h"
-#include "common/shape.h"
+#include "common/pyramid_plan.h"
 #include "gemm.h"
 
 namespace striate {
 
 namespace {
-
-enum TapKind { TAPS_GENERIC, TAPS_DOWN, TAPS_UP };
-
-// 1-D operator: output o reads src[ptr[o] .. ptr[o+1]) with weights wt.
-struct Taps {
-  TapKind kind = TAPS_GENERIC;
-  index_t n_in = 0;  // length of the input side
-  std::vector<index_t> ptr{0}, src;
-  std::vector<double> wt;
-  index_t size() const { return (index_t)ptr.size() - 1; }
-  void add(index_t s, double w) {
-    src.push_back(s);
-    wt.push_back(w);
-  }
-  void end_output() { ptr.push_back((index_t)src.size()); }
-};
-
-Taps pyr_down_taps(index_t n) {
-  Taps t;
-  t.kind = TAPS_DOWN;
-  t.n_in = n;
-  for (index_t o = 0; o < pyr_down_output_size(n); ++o) {
-    for (int a = 0; a < 5; ++a) t.add(pyr_down_source(o, a, n), pyr_kernel_tap(a) / 16.0);
-    t.end_output();
-  }
-  return t;
-}
-
-Taps pyr_up_taps(index_t n, index_t m, bool vertical) {
-  Taps t;
-  t.kind = TAPS_UP;
-  t.n_in = n;
-  for (index_t o = 0; o < m; ++o) {
-    const index_t j = pyr_up_effective_output(o, n, vertical);
-    for (int a = 0; a < 5; ++a) {
-      const index_t s = pyr_up_source(j, a, n);
-      if (s >= 0) t.add(s, pyr_kernel_tap(a) / 8.0);
-    }
-    t.end_output();
-  }
-  return t;
-}
-
-// The adjoint operator: for each source index, the outputs that read it.
-Taps transpose_taps(const Taps& t, index_t n_src) {
-  std::vector<std::vector<std::pair<index_t, double>>> rows(n_src);
-  for (index_t o = 0; o < t.size(); ++o)
-    for (index_t e = t.ptr[o]; e < t.ptr[o + 1]; ++e) rows[t.src[e]].push_back({o, t.wt[e]});
-  Taps r;
-  r.n_in = t.size();
-  for (const auto& row : rows) {
-    for (const auto& entry : row) r.add(entry.first, entry.second);
-    r.end_output();
-  }
-  return r;
-}
 
 // Horizontal pass for one row: out[c] = sum of taps over tmp.
 template <typename T>
@@ -144,7 +86,7 @@ void pyr_down_forward_cpu(T* y, const T* x, index_t planes, index_t H, index_t W
 template <typename T>
 void pyr_down_backward_cpu(T* dx, const T* dy, index_t planes, index_t H, index_t W) {
   separable_apply(dx, dy, planes, pyr_down_output_size(H), pyr_down_output_size(W),
-                  transpose_taps(pyr_down_taps(H), H), transpose_taps(pyr_down_taps(W), W));
+                  pyr_down_adjoint_taps(H), pyr_down_adjoint_taps(W));
 }
 
 template <typename T>
@@ -156,8 +98,8 @@ void pyr_up_forward_cpu(T* y, const T* x, index_t planes, index_t H, index_t W, 
 template <typename T>
 void pyr_up_backward_cpu(T* dx, const T* dy, index_t planes, index_t H, index_t W, index_t Ho,
                          index_t Wo) {
-  separable_apply(dx, dy, planes, Ho, Wo, transpose_taps(pyr_up_taps(H, Ho, true), H),
-                  transpose_taps(pyr_up_taps(W, Wo, false), W));
+  separable_apply(dx, dy, planes, Ho, Wo, pyr_up_adjoint_taps(H, Ho, true),
+                  pyr_up_adjoint_taps(W, Wo, false));
 }
 
 #define STRIATE_INSTANTIATE_PYRAMID(T)                                                        \

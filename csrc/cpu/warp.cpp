@@ -20,8 +20,8 @@ void warp_affine_forward_cpu(T* y, const T* x, const T* theta, index_t N, index_
       const double yn = warp_base_coord(i, Ho, align_corners);
       for (index_t j = 0; j < Wo; ++j) {
         const double xn = warp_base_coord(j, Wo, align_corners);
-        const double gx = (double)t[0] * xn + (double)t[1] * yn + (double)t[2];
-        const double gy = (double)t[3] * xn + (double)t[4] * yn + (double)t[5];
+        double gx, gy;
+        warp_affine_point(t, xn, yn, &gx, &gy);
         const double px = warp_source_coord(gx, W, padding, align_corners);
         const double py = warp_source_coord(gy, H, padding, align_corners);
         for (index_t c = 0; c < C; ++c)

@@ -37,6 +37,7 @@ import zipfile
 
 import numpy as np
 
+from . import _backend
 from .tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -56,10 +57,10 @@ _NAME_OF = {(dt.kind, dt.itemsize): name for name, dt in _DTYPES.items()}
 
 # ----------------------------------------------------------------------- save
 def save(obj, path) -> None:
-    """Write obj (nested dicts/lists/tuples of Tensors, numpy arrays, numbers, strings, None) atomically.
+    """Write obj (nested dicts/lists/tuples of Tensors, arrays, numbers, strings, None) atomically.
 
     Args:
-        obj: the object; Tensors on any device are stored as CPU data.
+        obj: the object; Tensors and arrays on any device are stored as CPU data (and load on the CPU).
         path: the file to write (replaced atomically if it exists).
     """
     path = os.fspath(path)
@@ -91,6 +92,8 @@ class _Encoder:
             return {"tensor": self.array(obj.data if obj.device == "cpu" else obj.numpy(), obj, path)}
         if isinstance(obj, np.ndarray):
             return {"ndarray": self.array(obj, obj, path)}
+        if _backend.is_cuda_array(obj):  # a cupy array is stored like a numpy one and loads as numpy
+            return {"ndarray": self.array(obj.get(), obj, path)}
         if isinstance(obj, np.generic):  # before float/int: np.float64 subclasses float
             return {"npscalar": self.array(np.asarray(obj), obj, path)}
         if obj is None:
@@ -115,7 +118,7 @@ class _Encoder:
             self.open_containers.discard(id(obj))
             return out
         raise TypeError(f"save: cannot store a {type(obj).__name__} at {_path_name(path)!r}; supported: "
-                        "Tensor, numpy array, dict, list, tuple, str, int, float, bool, None")
+                        "Tensor, numpy/cupy array, dict, list, tuple, str, int, float, bool, None")
 
     def key(self, key, path):
         if _is_plain_key(key):

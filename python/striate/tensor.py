@@ -106,6 +106,8 @@ class Tensor:
             gradient = Tensor(_backend.array_module(self.data).ones(self.shape, dtype=self.dtype))
         elif not isinstance(gradient, Tensor):
             gradient = Tensor(gradient)
+        if gradient.device != self.device:
+            gradient = Tensor(_backend.to_device(gradient.data, self.device))
         if gradient.shape != self.shape:
             raise ValueError(f"backward: gradient shape {gradient.shape} must equal {self.shape}")
         run_backward(self, gradient)

@@ -2,30 +2,16 @@
 
 Skips without a GPU (or CuPy); with STRIATE_REQUIRE_CUDA=1 a skip is a failure.
 """
-import os
-
 import numpy as np
 import pytest
 
-import striate
 import striate.ops as ops
-
-
-def _cupy():
-    if not striate.cuda.is_available():
-        if os.environ.get("STRIATE_REQUIRE_CUDA") == "1":
-            pytest.fail("STRIATE_REQUIRE_CUDA=1 but no usable GPU / CuPy / striate._cuda")
-        pytest.skip("no GPU")
-    import cupy
-
-    return cupy
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(7,), (3, 5, 17, 9), (2, 64, 33, 31)])
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
-def test_dropout_mask_bit_identical_cpu_cuda(dtype, shape, p):
-    cp = _cupy()
+def test_dropout_mask_bit_identical_cpu_cuda(cp, dtype, shape, p):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     y_cpu, m_cpu = ops.dropout(x, p, seed=2**40 + 17, offset=5)
     y_gpu, m_gpu = ops.dropout(cp.asarray(x), p, seed=2**40 + 17, offset=5)

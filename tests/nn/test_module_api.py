@@ -11,6 +11,7 @@ import pytest
 
 import striate as st
 import striate.nn as nn
+from tests.cuda.conftest import cupy_or_skip
 
 
 def build(namespace=nn, ones=st.ones):
@@ -221,8 +222,8 @@ def test_to_dtype_converts_in_place_and_keeps_integer_buffers():
         m.to(dtype="int32")
 
 
-@pytest.mark.skipif(not st.cuda.is_available(), reason="needs a GPU")
 def test_to_cuda_moves_parameters_and_buffers():
+    cupy_or_skip()
     m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).to("cuda")
     assert all(t.device == "cuda" for t in list(m.parameters()) + list(m.buffers()))
     y = m(st.randn(2, 3, 6, 6).cuda())

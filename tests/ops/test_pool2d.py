@@ -180,6 +180,28 @@ def test_max_nan_wins_and_the_last_nan_is_reported():
     assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 2
 
 
+@pytest.mark.parametrize("cfg", MAX_CONFIGS[:12])
+def test_max_backward_with_the_geometry_gives_the_same_gradient(cfg):
+    """The optional geometry (used by the GPU's gather) is validated and changes nothing."""
+    rng = np.random.default_rng(9)
+    x = random_array(rng, cfg["shape"])
+    y, idx = _max(cfg, x)
+    g = random_array(rng, y.shape)
+    geo = dict(kernel_size=cfg["kernel"], stride=cfg["stride"], padding=cfg["padding"],
+               dilation=cfg["dilation"], ceil_mode=cfg["ceil_mode"])
+    assert_close(ops.max_pool2d_backward(g, idx, x.shape, **geo),
+                 ops.max_pool2d_backward(g, idx, x.shape), 0, 0)
+
+
+def test_max_backward_geometry_must_match_dy():
+    x = np.zeros((1, 2, 6, 6))
+    y, idx = ops.max_pool2d(x, 2)
+    with pytest.raises(ValueError, match="dy must have shape"):
+        ops.max_pool2d_backward(y, idx, x.shape, kernel_size=3)
+    with pytest.raises(ValueError, match="need kernel_size"):
+        ops.max_pool2d_backward(y, idx, x.shape, stride=2)
+
+
 # ------------------------------------------------------------------ avg / sum pool
 
 

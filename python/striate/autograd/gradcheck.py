@@ -47,7 +47,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True) 
     for o, w in zip(outs, weights):
         if not o.requires_grad:
             continue
-        term = (o * Tensor(w.astype(o.dtype))).sum()
+        term = (o * Tensor(w.astype(o.dtype)).to(o.device)).sum()
         total = term if total is None else total + term
     if total is not None:
         total.backward()

@@ -92,13 +92,13 @@ class MaxPool2d(Function):
     """Outputs (y, indices); indices are not differentiable."""
 
     def forward(self, x, **geo):
-        self.shape, self.dtype = x.shape, x.dtype
+        self.shape, self.dtype, self.geo = x.shape, x.dtype, geo
         y, self.indices = ops.max_pool2d(_c(x), **geo)
         self.mark_non_differentiable(1)
         return y, self.indices
 
     def backward(self, g, _):
-        return ops.max_pool2d_backward(_c(g, self.dtype), self.indices, self.shape)
+        return ops.max_pool2d_backward(_c(g, self.dtype), self.indices, self.shape, **self.geo)
 
 
 class AvgPool2d(Function):

@@ -102,3 +102,28 @@ def cpu_only(op: str, *arrays) -> None:
         raise NotImplementedError(
             f"{op}: the CUDA kernel for this op is not implemented yet; pass numpy arrays"
         )
+
+
+def same_device(op: str, ref_name: str, ref, name: str, x) -> None:
+    """x must live on the same device as ref (numpy with numpy, cupy with cupy)."""
+    if is_cuda_array(ref) != is_cuda_array(x):
+        raise TypeError(f"{op}: {name} and {ref_name} must be on the same device")
+
+
+# The "no bad index" value of the int64 flags that CUDA kernels lower to the
+# first flat position holding a bad index (csrc/cuda/index_flag.cuh).
+NO_BAD_INDEX = 2**63 - 1
+
+
+def index_flags(like, count: int = 1):
+    """``count`` device int64 flags set to NO_BAD_INDEX, on like's device (CuPy)."""
+    from .._backend import array_module
+
+    return array_module(like).full(count, NO_BAD_INDEX, dtype="int64")
+
+
+def raise_bad_index(op: str, indices, position: int, plane: str, limit: int) -> None:
+    """The ValueError for indices.flat[position] outside ``[0, limit)`` (as the CPU kernels word it)."""
+    value = int(indices.reshape(-1)[position])
+    raise ValueError(f"{op}: indices.flat[{position}] = {value} is outside the {plane} plane "
+                     f"[0, {limit})")

@@ -3,10 +3,13 @@
 Semantics of ``torch.nn.functional.conv2d`` plus ``torch.nn.Conv2d``'s
 ``padding_mode``: with a mode other than "zeros" the input is padded with
 :func:`striate.ops.pad2d` first and the convolution itself is unpadded.
+CuPy arrays run the implicit-GEMM CUDA kernels (csrc/cuda/conv2d.cu); the
+weight gradient's split-reduction workspace is allocated here with CuPy.
 """
 from __future__ import annotations
 
-from .. import _cpu
+from .. import _backend, _cpu
+from .. import cuda as cuda_settings
 from . import _check as check
 from .pad2d import _check_pad_limits, pad2d, pad2d_backward
 
@@ -72,6 +75,18 @@ class _Conv:
     def padded_input(self, x):
         return x if self.pre_pad is None else pad2d(x, self.pre_pad, self.pad_mode)
 
+    def cuda_sizes(self, xp_shape, w_shape):
+        """The explicit sizes striate._cuda's conv2d functions take, for the padded input."""
+        N, C, H, W = xp_shape
+        K, _, kh, kw = w_shape
+        return (N, C, H, W, K, kh, kw, self.Ho, self.Wo, *self.stride, self.pad[0], self.pad[2],
+                *self.dilation, self.groups)
+
+
+def _ptr(a):
+    """Device pointer of a CuPy array, 0 for None."""
+    return 0 if a is None else a.data.ptr
+
 
 def _check_weight(op, x, w, b):
     check.array(op, "weight", w)
@@ -98,10 +113,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     check.array(op, "x", x)
     _check_weight(op, x, w, b)
     g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
-    check.cpu_only(op, x)
     xp = g.padded_input(x)
     y = check.empty(x, g.out_shape)
-    _cpu.conv2d_forward(y, xp, w, b, g.stride, g.pad, g.dilation, g.groups)
+    if _backend.is_cuda_array(x):
+        _backend._cuda.conv2d_forward(y.data.ptr, xp.data.ptr, w.data.ptr, _ptr(b), x.dtype.name,
+                                      *g.cuda_sizes(xp.shape, w.shape),
+                                      bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
+    else:
+        _cpu.conv2d_forward(y, xp, w, b, g.stride, g.pad, g.dilation, g.groups)
     return y
 
 
@@ -125,12 +144,20 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
-    check.cpu_only(op, x)
     xp = g.padded_input(x)
     dxp = check.empty(x, xp.shape) if needs[0] else None
     dw = check.empty(w, w.shape) if needs[1] else None
     db = check.empty(dy, (w.shape[0],)) if needs[2] else None
-    _cpu.conv2d_backward(dxp, dw, db, dy, xp, w, g.stride, g.pad, g.dilation, g.groups)
+    if _backend.is_cuda_array(x):
+        cuda = _backend._cuda
+        sizes = g.cuda_sizes(xp.shape, w.shape)
+        count = cuda.conv2d_backward_workspace(x.dtype.name, *sizes) if needs[1] else 0
+        workspace = check.empty(x, (count,)) if count else None
+        cuda.conv2d_backward(_ptr(dxp), _ptr(dw), _ptr(db), dy.data.ptr, xp.data.ptr, w.data.ptr,
+                             x.dtype.name, *sizes, _ptr(workspace), count,
+                             bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
+    else:
+        _cpu.conv2d_backward(dxp, dw, db, dy, xp, w, g.stride, g.pad, g.dilation, g.groups)
     dx = dxp
     if dxp is not None and g.pre_pad is not None:
         dx = pad2d_backward(dxp, x.shape, g.pre_pad, g.pad_mode)

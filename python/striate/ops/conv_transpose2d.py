@@ -1,12 +1,15 @@
 """Transposed 2-D convolution: ``conv_transpose2d`` and its backward.
 
 Semantics of ``torch.nn.functional.conv_transpose2d``; the kernels are the
-convolution kernels run in the adjoint direction (csrc/cpu/conv_transpose2d.cpp).
+convolution kernels run in the adjoint direction (csrc/cpu/conv_transpose2d.cpp,
+csrc/cuda/conv_transpose2d.cu for CuPy arrays).
 """
 from __future__ import annotations
 
-from .. import _cpu
+from .. import _backend, _cpu
+from .. import cuda as cuda_settings
 from . import _check as check
+from .conv2d import _ptr
 
 
 class _ConvT:
@@ -37,6 +40,13 @@ class _ConvT:
             raise ValueError(f"{op}: the output size ({self.Ho}x{self.Wo}) would be empty")
         self.out_shape = (N, Kg * self.groups, self.Ho, self.Wo)
 
+    def cuda_sizes(self, x_shape, w_shape):
+        """The explicit sizes striate._cuda's conv_transpose2d functions take."""
+        N, Cin, H, W = x_shape
+        _, _, kh, kw = w_shape
+        return (N, Cin, H, W, self.out_shape[1], kh, kw, self.Ho, self.Wo, *self.stride,
+                *self.padding, *self.dilation, self.groups)
+
 
 def _check_args(op, x, w):
     check.array(op, "x", x)
@@ -61,10 +71,15 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
         check.same_kind(op, "x", x, "bias", b)
         if b.shape[0] != g.out_shape[1]:
             raise ValueError(f"{op}: bias must have shape ({g.out_shape[1]},), got {tuple(b.shape)}")
-    check.cpu_only(op, x)
     y = check.empty(x, g.out_shape)
-    _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.output_padding, g.dilation,
-                                  g.groups)
+    if _backend.is_cuda_array(x):
+        _backend._cuda.conv_transpose2d_forward(y.data.ptr, x.data.ptr, w.data.ptr, _ptr(b),
+                                                x.dtype.name, *g.cuda_sizes(x.shape, w.shape),
+                                                bool(cuda_settings.allow_tf32),
+                                                _backend.cuda_stream_ptr())
+    else:
+        _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.output_padding,
+                                      g.dilation, g.groups)
     return y
 
 
@@ -83,10 +98,18 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     g = _ConvT(op, x.shape, w, stride, padding, output_padding, groups, dilation)
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
-    check.cpu_only(op, x)
     dx = check.empty(x, x.shape) if needs[0] else None
     dw = check.empty(w, w.shape) if needs[1] else None
     db = check.empty(dy, (g.out_shape[1],)) if needs[2] else None
-    _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding, g.output_padding,
-                                   g.dilation, g.groups)
+    if _backend.is_cuda_array(x):
+        cuda = _backend._cuda
+        sizes = g.cuda_sizes(x.shape, w.shape)
+        count = cuda.conv_transpose2d_backward_workspace(x.dtype.name, *sizes) if needs[1] else 0
+        workspace = check.empty(x, (count,)) if count else None
+        cuda.conv_transpose2d_backward(_ptr(dx), _ptr(dw), _ptr(db), dy.data.ptr, x.data.ptr,
+                                       w.data.ptr, x.dtype.name, *sizes, _ptr(workspace), count,
+                                       bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
+    else:
+        _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding,
+                                       g.output_padding, g.dilation, g.groups)
     return dx, dw, db

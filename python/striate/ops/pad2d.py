@@ -1,7 +1,7 @@
-"""2-D padding: ``pad2d`` and its adjoint ``pad2d_backward``."""
+"""2-D padding: ``pad2d`` and its adjoint ``pad2d_backward`` (numpy or cupy arrays)."""
 from __future__ import annotations
 
-from .. import _cpu
+from .. import _backend, _cpu
 from . import _check as check
 
 PAD_MODES = {"constant": 0, "reflect": 1, "replicate": 2, "circular": 3}
@@ -46,10 +46,13 @@ def pad2d(x, pad, mode: str = "constant", value: float = 0.0):
     check.choice(op, "mode", mode, tuple(PAD_MODES))
     pad = _pad4(op, pad)
     _check_pad_limits(op, x.shape, pad, mode)
-    check.cpu_only(op, x)
     N, C, H, W = x.shape
     y = check.empty(x, (N, C, H + pad[2] + pad[3], W + pad[0] + pad[1]))
-    _cpu.pad2d_forward(y, x, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode], float(value))
+    if _backend.is_cuda_array(x):
+        _backend._cuda.pad2d_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W, *pad,
+                                     PAD_MODES[mode], float(value), _backend.cuda_stream_ptr())
+    else:
+        _cpu.pad2d_forward(y, x, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode], float(value))
     return y
 
 
@@ -68,7 +71,11 @@ def pad2d_backward(dy, x_shape, pad, mode: str = "constant"):
     expected = (x_shape[0], x_shape[1], x_shape[2] + pad[2] + pad[3], x_shape[3] + pad[0] + pad[1])
     if tuple(dy.shape) != expected:
         raise ValueError(f"{op}: dy must have shape {expected}, got {tuple(dy.shape)}")
-    check.cpu_only(op, dy)
     dx = check.empty(dy, x_shape)
-    _cpu.pad2d_backward(dx, dy, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode])
+    if _backend.is_cuda_array(dy):
+        N, C, H, W = x_shape
+        _backend._cuda.pad2d_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, N * C, H, W, *pad,
+                                      PAD_MODES[mode], _backend.cuda_stream_ptr())
+    else:
+        _cpu.pad2d_backward(dx, dy, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode])
     return dx

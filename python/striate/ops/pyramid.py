@@ -3,11 +3,49 @@
 Both filter each (n, c) plane with the 5x5 binomial kernel
 [1 4 6 4 1]^T [1 4 6 4 1] / 256 and BORDER_REFLECT_101; pyr_up inserts
 zeros before filtering and multiplies the kernel by 4.
+
+On the GPU the backward passes are gathers over the transposed tap lists of
+each axis (csrc/common/pyramid_plan.h), built on the host by
+``striate._cuda`` and uploaded once per device and geometry (see
+``_device_taps``).
 """
 from __future__ import annotations
 
-from .. import _cpu
+import collections
+
+from .. import _backend, _cpu
 from . import _check as check
+
+# (device id, kind, n, m, vertical) -> (ptr, src, wt) CuPy arrays, least recently used first.
+_DEVICE_TAPS = collections.OrderedDict()
+_DEVICE_TAPS_MAX = 64
+
+
+def _device_taps(like, kind, n, m=0, vertical=False):
+    """Device pointers (ptr, src, wt) of the adjoint tap list of one axis, on like's GPU.
+
+    The lists are uploaded on first use and synchronised, so any stream may read them
+    afterwards; a list dropped from the cache is released only after its device is idle,
+    so a kernel still reading it cannot see the memory reused.
+    """
+    cp = _backend.array_module(like)
+    key = (like.device.id, kind, n, m, vertical)
+    taps = _DEVICE_TAPS.get(key)
+    if taps is None:
+        cuda = _backend._cuda
+        host = cuda.pyr_down_adjoint_taps(n) if kind == "down" else cuda.pyr_up_adjoint_taps(n, m, vertical)
+        with like.device:
+            taps = tuple(cp.asarray(a) for a in host)
+            cp.cuda.get_current_stream().synchronize()
+        _DEVICE_TAPS[key] = taps
+        while len(_DEVICE_TAPS) > _DEVICE_TAPS_MAX:
+            old_key, old = _DEVICE_TAPS.popitem(last=False)
+            with cp.cuda.Device(old_key[0]):
+                cp.cuda.runtime.deviceSynchronize()
+            del old
+    else:
+        _DEVICE_TAPS.move_to_end(key)
+    return tuple(a.data.ptr for a in taps)
 
 
 def pyr_down(x, border="reflect101"):
@@ -15,10 +53,13 @@ def pyr_down(x, border="reflect101"):
     op = "pyr_down"
     check.array(op, "x", x)
     check.choice(op, "border", border, ("reflect101",))
-    check.cpu_only(op, x)
     N, C, H, W = x.shape
     y = check.empty(x, (N, C, _cpu.pyr_down_output_size(H), _cpu.pyr_down_output_size(W)))
-    _cpu.pyr_down_forward(y, x)
+    if _backend.is_cuda_array(x):
+        _backend._cuda.pyr_down_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W,
+                                        _backend.cuda_stream_ptr())
+    else:
+        _cpu.pyr_down_forward(y, x)
     return y
 
 
@@ -30,9 +71,14 @@ def pyr_down_backward(dy, x_shape):
     expected = x_shape[:2] + (_cpu.pyr_down_output_size(x_shape[2]), _cpu.pyr_down_output_size(x_shape[3]))
     if tuple(dy.shape) != expected:
         raise ValueError(f"{op}: dy must have shape {expected}, got {tuple(dy.shape)}")
-    check.cpu_only(op, dy)
     dx = check.empty(dy, x_shape)
-    _cpu.pyr_down_backward(dx, dy)
+    if _backend.is_cuda_array(dy):
+        N, C, H, W = x_shape
+        _backend._cuda.pyr_down_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, N * C, H, W,
+                                         _device_taps(dy, "down", H), _device_taps(dy, "down", W),
+                                         _backend.cuda_stream_ptr())
+    else:
+        _cpu.pyr_down_backward(dx, dy)
     return dx
 
 
@@ -54,9 +100,12 @@ def pyr_up(x, output_size=None):
     check.array(op, "x", x)
     N, C, H, W = x.shape
     Ho, Wo = _up_size(op, H, W, output_size)
-    check.cpu_only(op, x)
     y = check.empty(x, (N, C, Ho, Wo))
-    _cpu.pyr_up_forward(y, x)
+    if _backend.is_cuda_array(x):
+        _backend._cuda.pyr_up_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W, Ho, Wo,
+                                      _backend.cuda_stream_ptr())
+    else:
+        _cpu.pyr_up_forward(y, x)
     return y
 
 
@@ -68,7 +117,14 @@ def pyr_up_backward(dy, x_shape):
     if tuple(dy.shape[:2]) != x_shape[:2]:
         raise ValueError(f"{op}: dy's (N, C) {tuple(dy.shape[:2])} must match x_shape's {x_shape[:2]}")
     _up_size(op, x_shape[2], x_shape[3], tuple(dy.shape[2:]))
-    check.cpu_only(op, dy)
     dx = check.empty(dy, x_shape)
-    _cpu.pyr_up_backward(dx, dy)
+    if _backend.is_cuda_array(dy):
+        N, C, H, W = x_shape
+        Ho, Wo = dy.shape[2:]
+        _backend._cuda.pyr_up_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, N * C, H, W, Ho, Wo,
+                                       _device_taps(dy, "up", H, Ho, True),
+                                       _device_taps(dy, "up", W, Wo, False),
+                                       _backend.cuda_stream_ptr())
+    else:
+        _cpu.pyr_up_backward(dx, dy)
     return dx

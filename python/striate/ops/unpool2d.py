@@ -1,11 +1,14 @@
 """Max unpooling (``torch.nn.functional.max_unpool2d``) and its backward.
 
 Every index is validated before anything is written: an index outside the
-output plane raises ``ValueError`` and leaves no partial result.
+output plane raises ``ValueError`` and leaves no partial result, on the CPU and
+on the GPU (where a first kernel flags bad indices and y is written only after
+the flag has been read back clear). When two inputs name the same cell the
+later one (flat order) wins, on both devices.
 """
 from __future__ import annotations
 
-from .. import _cpu
+from .. import _backend, _cpu
 from . import _check as check
 
 
@@ -47,11 +50,31 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     check.array(op, "indices", indices, dtype="int64")
     if tuple(indices.shape) != tuple(x.shape):
         raise ValueError(f"{op}: indices must have the shape of x {tuple(x.shape)}, got {tuple(indices.shape)}")
+    check.same_device(op, "x", x, "indices", indices)
     Ho, Wo = _output_size(op, x.shape, kernel_size, stride, padding, output_size)
-    check.cpu_only(op, x)
     y = check.empty(x, (x.shape[0], x.shape[1], Ho, Wo))
-    _cpu.max_unpool2d_forward(y, x, indices)
+    if _backend.is_cuda_array(x):
+        _max_unpool2d_forward_cuda(op, y, x, indices)
+    else:
+        _cpu.max_unpool2d_forward(y, x, indices)
     return y
+
+
+def _max_unpool2d_forward_cuda(op, y, x, indices):
+    N, C, H, W = x.shape
+    planes, in_plane, out_plane = N * C, H * W, y.shape[2] * y.shape[3]
+    cuda, stream = _backend._cuda, _backend.cuda_stream_ptr()
+    # winner[p, cell]: the last input position naming the cell (int32 whenever it fits).
+    winner_dtype = "int32" if in_plane < 2**31 else "int64"
+    winner = check.empty(y, y.shape, dtype=winner_dtype)
+    flag = check.index_flags(x)
+    cuda.max_unpool2d_winners(winner.data.ptr, flag.data.ptr, indices.data.ptr, winner_dtype,
+                              planes, in_plane, out_plane, stream)
+    bad = int(flag.get()[0])
+    if bad != check.NO_BAD_INDEX:
+        check.raise_bad_index(op, indices, bad, "output", out_plane)
+    cuda.max_unpool2d_forward(y.data.ptr, x.data.ptr, winner.data.ptr, x.dtype.name, winner_dtype,
+                              planes, in_plane, out_plane, stream)
 
 
 def max_unpool2d_backward(dy, indices):
@@ -61,7 +84,18 @@ def max_unpool2d_backward(dy, indices):
     check.array(op, "indices", indices, dtype="int64")
     if tuple(indices.shape[:2]) != tuple(dy.shape[:2]):
         raise ValueError(f"{op}: indices' (N, C) {tuple(indices.shape[:2])} must match dy's {tuple(dy.shape[:2])}")
-    check.cpu_only(op, dy)
+    check.same_device(op, "dy", dy, "indices", indices)
     dx = check.empty(dy, indices.shape)
-    _cpu.max_unpool2d_backward(dx, dy, indices)
+    if _backend.is_cuda_array(dy):
+        N, C, H, W = indices.shape
+        out_plane = dy.shape[2] * dy.shape[3]
+        flag = check.index_flags(dy)
+        _backend._cuda.max_unpool2d_backward(dx.data.ptr, flag.data.ptr, dy.data.ptr,
+                                             indices.data.ptr, dy.dtype.name, N * C, H * W,
+                                             out_plane, _backend.cuda_stream_ptr())
+        bad = int(flag.get()[0])
+        if bad != check.NO_BAD_INDEX:
+            check.raise_bad_index(op, indices, bad, "output", out_plane)
+    else:
+        _cpu.max_unpool2d_backward(dx, dy, indices)
     return dx

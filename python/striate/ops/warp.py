@@ -4,7 +4,7 @@ Used by data augmentation, so there is no backward pass.
 """
 from __future__ import annotations
 
-from .. import _cpu
+from .. import _backend, _cpu
 from . import _check as check
 
 MODES = {"bilinear": 0, "nearest": 1}
@@ -42,7 +42,12 @@ def warp_affine(x, theta, output_size=None, mode="bilinear", padding_mode="zeros
         if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
             raise ValueError(f"{op}: output_size must be (Ho, Wo), got {output_size!r}")
         Ho, Wo = (check.integer(op, "output_size", v, 1) for v in output_size)
-    check.cpu_only(op, x)
-    y = check.empty(x, (x.shape[0], x.shape[1], Ho, Wo))
-    _cpu.warp_affine_forward(y, x, theta, MODES[mode], PADDING_MODES[padding_mode], align_corners)
+    N, C, H, W = x.shape
+    y = check.empty(x, (N, C, Ho, Wo))
+    if _backend.is_cuda_array(x):
+        _backend._cuda.warp_affine_forward(y.data.ptr, x.data.ptr, theta.data.ptr, x.dtype.name, N, C, H,
+                                           W, Ho, Wo, MODES[mode], PADDING_MODES[padding_mode],
+                                           align_corners, _backend.cuda_stream_ptr())
+    else:
+        _cpu.warp_affine_forward(y, x, theta, MODES[mode], PADDING_MODES[padding_mode], align_corners)
     return y

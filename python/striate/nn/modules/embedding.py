@@ -71,6 +71,7 @@ class Embedding(Module):
             input = Tensor(input)
         if input.dtype.kind not in "iu":
             raise TypeError(f"Embedding: indices must be integers, got {input.dtype}")
+        input = input.to(self.weight.device)
         rows = self.weight[input]
         if self.padding_idx is None:
             return rows

@@ -1,0 +1,160 @@
+// pad2d.cu: constant / reflect / replicate / circular padding on the GPU and
+// its adjoint, with the coordinate rule of the CPU kernel
+// (pad_source_index in common/pad_index.h).
+//
+// Forward: one thread per output cell (rows of the padded planes, see
+// row_grid.cuh); each reads its source through pad_source_index.
+// Backward: a gather, no atomics. Each dx cell enumerates, per axis, the
+// padded positions that read it (pad_preimage: at most two arithmetic
+// progressions, or one contiguous run for replicate) and sums dy over
+// their product in the CPU kernel's order (padded row ascending, then
+// padded column ascending), so the result is deterministic and matches the
+// CPU's sums term for term. The work is one read per dy cell whatever the
+// pad sizes.
+#include "check.cuh"
+#include "common/pad_index.h"
+#include "pad2d.h"
+#include "row_grid.cuh"
+
+namespace striate {
+
+namespace {
+
+// x mod m for x >= 0, m >= 1, without a division in the usual x < 2m case.
+STRIATE_HD inline index_t mod_nonneg(index_t x, index_t m) {
+  return x < m ? x : x < 2 * m ? x - m : x % m;
+}
+
+// The padded positions i in [0, len) with pad_source_index(i - before, n,
+// mode) == s, i.e. the ones that read source position s: the progressions
+// a, a + step, ... and b, b + step, ... below `end` (b == end when there
+// is only one). Never empty: i = s + before is always one of them.
+struct PadPreimage {
+  index_t a, b, step, end;
+};
+
+STRIATE_HD inline PadPreimage pad_preimage(index_t s, index_t n, index_t before, index_t len,
+                                           int mode) {
+  PadPreimage r;
+  r.a = s + before;
+  r.b = -1;
+  r.step = 1;
+  r.end = len;
+  switch (mode) {
+    case PAD_REPLICATE:  // one run: the clamped border joins the edge cell
+      if (s == 0) r.a = 0;
+      if (s != n - 1) r.end = s + before + 1;
+      break;
+    case PAD_CIRCULAR:  // i - before == s (mod n)
+      r.a = mod_nonneg(s + before, n);
+      r.step = n;
+      break;
+    case PAD_REFLECT:  // reflect101 has period 2(n-1): i - before == +-s (mod period)
+      if (n == 1) {
+        r.a = 0;
+        break;
+      }
+      r.step = 2 * (n - 1);
+      r.a = mod_nonneg(s + before, r.step);
+      if (s >= 1 && s <= n - 2) r.b = mod_nonneg(r.step - s + before, r.step);
+      break;
+    default:  // constant: the interior cell only
+      r.end = r.a + 1;
+  }
+  if (r.b < 0) r.b = r.end;
+  return r;
+}
+
+// Calls f(i) for every i of the preimage in increasing order.
+template <typename F>
+STRIATE_HD inline void for_each_preimage(const PadPreimage& pre, F f) {
+  index_t ia = pre.a, ib = pre.b;
+  for (index_t i = ia < ib ? ia : ib; i < pre.end; i = ia < ib ? ia : ib) {
+    f(i);
+    if (i == ia)
+      ia += pre.step;
+    else
+      ib += pre.step;
+  }
+}
+
+// dx at one cell of a plane: dy (Ho, Wo) summed over the product of the
+// cell's row and column preimages, padded row ascending, then column.
+template <typename T>
+STRIATE_HD inline T pad2d_gather_cell(const T* dyp, index_t Wo, const PadPreimage& row_pre,
+                                      const PadPreimage& col_pre) {
+  T acc = T(0);
+  for_each_preimage(row_pre, [&](index_t i) {
+    const T* dyrow = dyp + i * Wo;
+    for_each_preimage(col_pre, [&](index_t j) { acc += dyrow[j]; });
+  });
+  return acc;
+}
+
+}  // namespace
+
+// y (planes * Ho rows, Wo)
+template <typename T>
+__global__ void pad2d_forward_kernel(T* __restrict__ y, const T* __restrict__ x, index_t planes,
+                                     index_t H, index_t W, index_t pl, index_t pt, index_t Ho,
+                                     index_t Wo, int mode, T value) {
+  const index_t rows = planes * Ho;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / Ho, h = pad_source_index(r - p * Ho - pt, H, mode);
+    const T* src = x + (p * H + (h < 0 ? 0 : h)) * W;  // read only when h >= 0
+    T* dst = y + r * Wo;
+    for (index_t j = grid_col_begin(); j < Wo; j += grid_col_step()) {
+      const index_t w = h < 0 ? -1 : pad_source_index(j - pl, W, mode);
+      dst[j] = w < 0 ? value : src[w];
+    }
+  }
+}
+
+// dx (planes * H rows, W)
+template <typename T>
+__global__ void pad2d_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy,
+                                      index_t planes, index_t H, index_t W, index_t pl,
+                                      index_t pt, index_t Ho, index_t Wo, int mode) {
+  const index_t rows = planes * H;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / H;
+    const PadPreimage row_pre = pad_preimage(r - p * H, H, pt, Ho, mode);
+    const T* dyp = dy + p * Ho * Wo;
+    for (index_t w = grid_col_begin(); w < W; w += grid_col_step()) {
+      dx[r * W + w] = pad2d_gather_cell(dyp, Wo, row_pre, pad_preimage(w, W, pl, Wo, mode));
+    }
+  }
+}
+
+template <typename T>
+void pad2d_forward_cuda(T* y, const T* x, index_t planes, index_t H, index_t W, index_t pl,
+                        index_t pr, index_t pt, index_t pb, int mode, T value,
+                        cudaStream_t stream) {
+  const index_t Ho = H + pt + pb, Wo = W + pl + pr;
+  if (planes * Ho * Wo == 0) return;
+  const RowGrid g = row_grid(planes * Ho, Wo);
+  pad2d_forward_kernel<T><<<g.grid, g.block, 0, stream>>>(y, x, planes, H, W, pl, pt, Ho, Wo,
+                                                          mode, value);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void pad2d_backward_cuda(T* dx, const T* dy, index_t planes, index_t H, index_t W, index_t pl,
+                         index_t pr, index_t pt, index_t pb, int mode, cudaStream_t stream) {
+  const index_t Ho = H + pt + pb, Wo = W + pl + pr;
+  if (planes * H * W == 0) return;
+  const RowGrid g = row_grid(planes * H, W);
+  pad2d_backward_kernel<T><<<g.grid, g.block, 0, stream>>>(dx, dy, planes, H, W, pl, pt, Ho, Wo,
+                                                           mode);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+#define STRIATE_INSTANTIATE_PAD2D_CUDA(T)                                                     \
+  template void pad2d_forward_cuda<T>(T*, const T*, index_t, index_t, index_t, index_t,       \
+                                      index_t, index_t, index_t, int, T, cudaStream_t);       \
+  template void pad2d_backward_cuda<T>(T*, const T*, index_t, index_t, index_t, index_t,      \
+                                       index_t, index_t, index_t, int, cudaStream_t);
+STRIATE_INSTANTIATE_PAD2D_CUDA(float)
+STRIATE_INSTANTIATE_PAD2D_CUDA(double)
+
+}  // namespace striate

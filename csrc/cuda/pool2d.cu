@@ -1,0 +1,353 @@
+// pool2d.cu: max and average pooling on the GPU, forward and backward, with
+// the per-cell math of common/pool_index.h (the CPU kernels' rules: ties to
+// the first cell in window order, NaN wins, padding never wins, PyTorch's
+// divisors).
+//
+// Forward: one thread per output cell (row_grid.cuh). The common 2x2,
+// stride-2, unpadded max pool reads each pair of input rows with 16-byte
+// loads (4 floats or 2 doubles) and writes its outputs with vector stores
+// when the row length and the pointers allow it.
+// Backward, all without atomics on the data:
+//  - average: each input cell gathers dy / divisor over the windows that
+//    cover it (pool_covering_range), in the CPU kernel's order.
+//  - max, geometry known: each input cell gathers the dy whose index names
+//    it, over the windows whose dilated span covers it, output position
+//    ascending (the order of the CPU's scatter). A check kernel flags
+//    indices outside the plane, and indices outside their own window's
+//    span (which the gather would miss: the caller then falls back to the
+//    ordered kernel below).
+//  - max, ordered: one warp per plane walks dy in flat order, 32 at a time,
+//    and adds lanes that name the same cell one after another in lane
+//    order (__match_any_sync ranks), i.e. exactly the CPU's sequence of
+//    additions, for indices that need not come from any window.
+// Every index is range-checked before use; a bad one is never dereferenced.
+#include "check.cuh"
+#include "index_flag.cuh"
+#include "pool2d.h"
+#include "row_grid.cuh"
+
+namespace striate {
+
+namespace {
+
+// N values of T in one aligned vector access (16 bytes at most).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Vec {
+  T v[N];
+};
+
+// Cells of one 16-byte load and the outputs of the 2x2 fast path per thread.
+template <typename T>
+constexpr int kCellsPerLoad = 16 / (int)sizeof(T);
+template <typename T>
+constexpr int kOutputsPerLoad = kCellsPerLoad<T> / 2;
+
+// Output row oh, outputs [q*O, q*O + O) of the 2x2 / stride-2 / unpadded max
+// pool (O = kOutputsPerLoad), from the 16-byte chunk q of input rows 2*oh and
+// 2*oh + 1. The last row of a ceil_mode pool over an odd height has no
+// second input row and goes through max_pool_cell. Needs W % (2*O) == 0,
+// plane 16-byte aligned, Wo == W / 2.
+template <typename T>
+STRIATE_HD inline void max_pool_2x2_chunk(const T* plane, const Pool2dGeometry& g, index_t oh,
+                                          index_t q, Vec<T, kOutputsPerLoad<T>>* out,
+                                          Vec<int64_t, kOutputsPerLoad<T>>* out_index) {
+  constexpr int L = kCellsPerLoad<T>, O = kOutputsPerLoad<T>;
+  if (2 * oh + 1 < g.H) {
+    const T* r0 = plane + 2 * oh * g.W + q * L;
+    const Vec<T, L> a = *reinterpret_cast<const Vec<T, L>*>(r0);
+    const Vec<T, L> b = *reinterpret_cast<const Vec<T, L>*>(r0 + g.W);
+    for (int t = 0; t < O; ++t)
+      max_pool_2x2_cell(a.v[2 * t], a.v[2 * t + 1], b.v[2 * t], b.v[2 * t + 1], 2 * oh,
+                        q * L + 2 * t, g.W, &out->v[t], &out_index->v[t]);
+  } else {
+    for (int t = 0; t < O; ++t)
+      max_pool_cell(plane, g, oh, q * O + t, &out->v[t], &out_index->v[t]);
+  }
+}
+
+// Where index `idx` of output (oh, ow) stands: 0 inside the span of that
+// output's (dilated) window, 1 outside the plane, 2 in the plane but outside
+// the span (the gather below would not find it).
+STRIATE_HD inline int max_pool_index_status(int64_t idx, const Pool2dGeometry& g, index_t oh,
+                                            index_t ow) {
+  if (idx < 0 || idx >= g.H * g.W) return 1;
+  const index_t h = idx / g.W, w = idx - h * g.W;
+  const index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  const bool inside = h >= h0 && h <= h0 + (g.kh - 1) * g.dh && w >= w0 &&
+                      w <= w0 + (g.kw - 1) * g.dw;
+  return inside ? 0 : 2;
+}
+
+// dx at input cell (h, w) of one plane (dy, indices at dyp, ip): the dy
+// whose index is h*W + w, over the outputs [oh0, oh1) x covering range of w
+// whose dilated spans cover the cell, output position ascending.
+template <typename T>
+STRIATE_HD inline T max_pool_gather_cell(const T* dyp, const int64_t* ip, const Pool2dGeometry& g,
+                                         index_t h, index_t oh0, index_t oh1, index_t w) {
+  index_t ow0, ow1;
+  pool_covering_range(w, (g.kw - 1) * g.dw + 1, g.sw, g.pw, g.Wo, &ow0, &ow1);
+  const int64_t cell = h * g.W + w;
+  T acc = T(0);
+  for (index_t oh = oh0; oh < oh1; ++oh)
+    for (index_t ow = ow0; ow < ow1; ++ow) {
+      const index_t o = oh * g.Wo + ow;
+      if (ip[o] == cell) acc += dyp[o];
+    }
+  return acc;
+}
+
+// dx at input cell (h, w) of one plane: dy / divisor summed over the windows
+// [oh0, oh1) x covering range of w, in the CPU kernel's order (window row,
+// then window column).
+template <typename T>
+STRIATE_HD inline T avg_pool_gather_cell(const T* dyp, const Pool2dGeometry& g, index_t oh0,
+                                         index_t oh1, index_t w, bool count_include_pad,
+                                         index_t divisor_override) {
+  index_t ow0, ow1;
+  pool_covering_range(w, g.kw, g.sw, g.pw, g.Wo, &ow0, &ow1);
+  T acc = T(0);
+  for (index_t oh = oh0; oh < oh1; ++oh)
+    for (index_t ow = ow0; ow < ow1; ++ow) {
+      const AvgWindow win = avg_pool_window(g, oh, ow, count_include_pad, divisor_override);
+      if (win.divisor <= 0) continue;
+      acc += dyp[oh * g.Wo + ow] / T(win.divisor);
+    }
+  return acc;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ max forward
+// y, indices (planes * Ho rows, Wo)
+template <typename T>
+__global__ void max_pool2d_forward_kernel(T* __restrict__ y, int64_t* __restrict__ indices,
+                                          const T* __restrict__ x, index_t planes,
+                                          Pool2dGeometry g) {
+  const index_t rows = planes * g.Ho;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    const T* plane = x + p * g.H * g.W;
+    for (index_t ow = grid_col_begin(); ow < g.Wo; ow += grid_col_step())
+      max_pool_cell(plane, g, oh, ow, y + r * g.Wo + ow, indices + r * g.Wo + ow);
+  }
+}
+
+// The 2x2 fast path: (planes * Ho rows, W / kCellsPerLoad chunks)
+template <typename T>
+__global__ void max_pool2d_2x2_forward_kernel(T* __restrict__ y, int64_t* __restrict__ indices,
+                                              const T* __restrict__ x, index_t planes,
+                                              Pool2dGeometry g) {
+  constexpr int O = kOutputsPerLoad<T>;
+  const index_t rows = planes * g.Ho, chunks = g.W / kCellsPerLoad<T>;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    const T* plane = x + p * g.H * g.W;
+    for (index_t q = grid_col_begin(); q < chunks; q += grid_col_step()) {
+      Vec<T, O> out;
+      Vec<int64_t, O> out_index;
+      max_pool_2x2_chunk(plane, g, oh, q, &out, &out_index);
+      *reinterpret_cast<Vec<T, O>*>(y + r * g.Wo + q * O) = out;
+      *reinterpret_cast<Vec<int64_t, O>*>(indices + r * g.Wo + q * O) = out_index;
+    }
+  }
+}
+
+// ----------------------------------------------------------------- max backward
+// flags[0], flags[1] per output (planes * Ho rows, Wo)
+__global__ void max_pool2d_check_indices_kernel(int64_t* flags, const int64_t* __restrict__ indices,
+                                                index_t planes, Pool2dGeometry g) {
+  const index_t rows = planes * g.Ho;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t oh = r % g.Ho;
+    for (index_t ow = grid_col_begin(); ow < g.Wo; ow += grid_col_step()) {
+      const index_t pos = r * g.Wo + ow;
+      const int status = max_pool_index_status(indices[pos], g, oh, ow);
+      if (status != 0) flag_bad_position(flags + (status - 1), pos);
+    }
+  }
+}
+
+// dx (planes * H rows, W)
+template <typename T>
+__global__ void max_pool2d_backward_gather_kernel(T* __restrict__ dx, const T* __restrict__ dy,
+                                                  const int64_t* __restrict__ indices,
+                                                  index_t planes, Pool2dGeometry g) {
+  const index_t rows = planes * g.H, out_plane = g.Ho * g.Wo;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.H, h = r - p * g.H;
+    index_t oh0, oh1;
+    pool_covering_range(h, (g.kh - 1) * g.dh + 1, g.sh, g.ph, g.Ho, &oh0, &oh1);
+    const T* dyp = dy + p * out_plane;
+    const int64_t* ip = indices + p * out_plane;
+    for (index_t w = grid_col_begin(); w < g.W; w += grid_col_step())
+      dx[r * g.W + w] = max_pool_gather_cell(dyp, ip, g, h, oh0, oh1, w);
+  }
+}
+
+// One warp per plane. Each round of the inner loop lets the lanes of rank
+// `round` among those naming the same cell add their dy, so a cell named by
+// several lanes of a chunk receives their values in lane (= flat output)
+// order; __syncwarp orders the read-modify-writes between rounds and chunks.
+template <typename T>
+__global__ void max_pool2d_backward_ordered_kernel(T* __restrict__ dx, int64_t* flag,
+                                                   const T* __restrict__ dy,
+                                                   const int64_t* __restrict__ indices,
+                                                   index_t planes, index_t in_plane,
+                                                   index_t out_plane) {
+  const unsigned lane = threadIdx.x % 32;
+  const index_t warps = (index_t)gridDim.x * (blockDim.x / 32);
+  for (index_t p = (index_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; p < planes;
+       p += warps) {
+    T* dxp = dx + p * in_plane;
+    const T* dyp = dy + p * out_plane;
+    const int64_t* ip = indices + p * out_plane;
+    for (index_t i = lane; i < in_plane; i += 32) dxp[i] = T(0);
+    __syncwarp();
+    for (index_t base = 0; base < out_plane; base += 32) {
+      const index_t o = base + lane;
+      const int64_t idx = o < out_plane ? ip[o] : 0;
+      const bool ok = o < out_plane && idx >= 0 && idx < in_plane;
+      if (o < out_plane && !ok) flag_bad_position(flag, p * out_plane + o);
+      const T v = ok ? dyp[o] : T(0);
+      const unsigned peers = __match_any_sync(0xffffffffu, ok ? idx : (int64_t)-1);
+      const int rank = __popc(peers & ((1u << lane) - 1u));
+      for (int round = 0; __any_sync(0xffffffffu, ok && rank >= round); ++round) {
+        if (ok && rank == round) dxp[idx] += v;
+        __syncwarp();
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------- average
+// y (planes * Ho rows, Wo)
+template <typename T>
+__global__ void avg_pool2d_forward_kernel(T* __restrict__ y, const T* __restrict__ x,
+                                          index_t planes, Pool2dGeometry g,
+                                          bool count_include_pad, index_t divisor_override) {
+  const index_t rows = planes * g.Ho;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    const T* plane = x + p * g.H * g.W;
+    for (index_t ow = grid_col_begin(); ow < g.Wo; ow += grid_col_step())
+      y[r * g.Wo + ow] = avg_pool_cell(plane, g, oh, ow, count_include_pad, divisor_override);
+  }
+}
+
+// dx (planes * H rows, W)
+template <typename T>
+__global__ void avg_pool2d_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy,
+                                           index_t planes, Pool2dGeometry g,
+                                           bool count_include_pad, index_t divisor_override) {
+  const index_t rows = planes * g.H;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.H, h = r - p * g.H;
+    index_t oh0, oh1;
+    pool_covering_range(h, g.kh, g.sh, g.ph, g.Ho, &oh0, &oh1);
+    const T* dyp = dy + p * g.Ho * g.Wo;
+    for (index_t w = grid_col_begin(); w < g.W; w += grid_col_step())
+      dx[r * g.W + w] = avg_pool_gather_cell(dyp, g, oh0, oh1, w, count_include_pad,
+                                             divisor_override);
+  }
+}
+
+// -------------------------------------------------------------------- launchers
+namespace {
+
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// The 2x2 fast path applies: geometry, whole 16-byte chunks per row, aligned
+// pointers for the vector loads and stores.
+template <typename T>
+bool max_pool_2x2_applies(const T* y, const int64_t* indices, const T* x,
+                          const Pool2dGeometry& g) {
+  constexpr int L = kCellsPerLoad<T>, O = kOutputsPerLoad<T>;
+  return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+         g.dh == 1 && g.dw == 1 && g.W % L == 0 && g.Wo * 2 == g.W && aligned(x, 16) &&
+         aligned(y, sizeof(T) * O) && aligned(indices, sizeof(int64_t) * O);
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward_cuda(T* y, int64_t* indices, const T* x, index_t planes,
+                             const Pool2dGeometry& g, cudaStream_t stream) {
+  if (planes * g.Ho * g.Wo == 0) return;
+  if (max_pool_2x2_applies(y, indices, x, g)) {
+    const RowGrid rg = row_grid(planes * g.Ho, g.W / kCellsPerLoad<T>);
+    max_pool2d_2x2_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(y, indices, x, planes, g);
+  } else {
+    const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
+    max_pool2d_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(y, indices, x, planes, g);
+  }
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void max_pool2d_backward_cuda(T* dx, int64_t* flags, const T* dy, const int64_t* indices,
+                              index_t planes, const Pool2dGeometry& g, cudaStream_t stream) {
+  if (planes * g.H * g.W == 0) return;
+  if (planes * g.Ho * g.Wo > 0) {
+    const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
+    max_pool2d_check_indices_kernel<<<rg.grid, rg.block, 0, stream>>>(flags, indices, planes, g);
+    STRIATE_CUDA_CHECK(cudaGetLastError());
+  }
+  const RowGrid rg = row_grid(planes * g.H, g.W);
+  max_pool2d_backward_gather_kernel<T><<<rg.grid, rg.block, 0, stream>>>(dx, dy, indices, planes,
+                                                                         g);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void max_pool2d_backward_ordered_cuda(T* dx, int64_t* flag, const T* dy, const int64_t* indices,
+                                      index_t planes, const Pool2dGeometry& g,
+                                      cudaStream_t stream) {
+  if (planes * g.H * g.W == 0) return;
+  const int threads = 256, warps_per_block = threads / 32;
+  const index_t blocks = (planes + warps_per_block - 1) / warps_per_block;
+  max_pool2d_backward_ordered_kernel<T>
+      <<<(unsigned)(blocks < 0x7fffffff ? blocks : 0x7fffffff), threads, 0, stream>>>(
+          dx, flag, dy, indices, planes, g.H * g.W, g.Ho * g.Wo);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void avg_pool2d_forward_cuda(T* y, const T* x, index_t planes, const Pool2dGeometry& g,
+                             bool count_include_pad, index_t divisor_override,
+                             cudaStream_t stream) {
+  if (planes * g.Ho * g.Wo == 0) return;
+  const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
+  avg_pool2d_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(y, x, planes, g,
+                                                                 count_include_pad,
+                                                                 divisor_override);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void avg_pool2d_backward_cuda(T* dx, const T* dy, index_t planes, const Pool2dGeometry& g,
+                              bool count_include_pad, index_t divisor_override,
+                              cudaStream_t stream) {
+  if (planes * g.H * g.W == 0) return;
+  const RowGrid rg = row_grid(planes * g.H, g.W);
+  avg_pool2d_backward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(dx, dy, planes, g,
+                                                                  count_include_pad,
+                                                                  divisor_override);
+  STRIATE_CUDA_CHECK(cudaGetLastError());
+}
+
+#define STRIATE_INSTANTIATE_POOL2D_CUDA(T)                                                     \
+  template void max_pool2d_forward_cuda<T>(T*, int64_t*, const T*, index_t,                    \
+                                           const Pool2dGeometry&, cudaStream_t);               \
+  template void max_pool2d_backward_cuda<T>(T*, int64_t*, const T*, const int64_t*, index_t,   \
+                                            const Pool2dGeometry&, cudaStream_t);              \
+  template void max_pool2d_backward_ordered_cuda<T>(T*, int64_t*, const T*, const int64_t*,    \
+                                                    index_t, const Pool2dGeometry&,            \
+                                                    cudaStream_t);                             \
+  template void avg_pool2d_forward_cuda<T>(T*, const T*, index_t, const Pool2dGeometry&, bool, \
+                                           index_t, cudaStream_t);                             \
+  template void avg_pool2d_backward_cuda<T>(T*, const T*, index_t, const Pool2dGeometry&,      \
+                                            bool, index_t, cudaStream_t);
+STRIATE_INSTANTIATE_POOL2D_CUDA(float)
+STRIATE_INSTANTIATE_POOL2D_CUDA(double)
+
+}  // namespace striate
