@@ -17,10 +17,12 @@ import pytest
 
 import striate.ops as ops
 from striate import _backend
+from tests.checks import DTYPES, sample_configs
+from tests.ops.test_conv2d import PADDING_MODES
+from tests.ops.test_conv2d import draw_geometry as conv_geometry
+from tests.ops.test_conv_transpose2d import draw_geometry as convt_geometry
 
-DTYPES = (np.float32, np.float64)
 REL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-11}
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _assert_parity(got, ref, bound, what):
@@ -83,13 +85,7 @@ def _conv_draw(rng, attempt, i):
     Cg = int(rng.choice([1, 2, 3, 5, 8, 17, 40]))
     Kg = int(rng.choice([1, 3, 8, 33, 40, 70]))
     kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
-    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
-    if i % 7 == 3:
-        stride = (kh + 1, kw + 2)  # stride larger than the kernel
-    dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
-    padding = [0, 1, 2, (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same", "valid"][i % 6]
-    if padding == "same":
-        stride = (1, 1)
+    stride, dilation, padding = conv_geometry(rng, i, kh, kw)
     H, W = (int(v) for v in rng.integers(1, 20, size=2))
     if attempt % 9 == 4:
         H = 1
@@ -106,18 +102,7 @@ def _conv_draw(rng, attempt, i):
                  f"-g{groups}").replace(" ", "")
 
 
-def _sample(count, seed, draw):
-    rng = np.random.default_rng(seed)
-    out, attempt = [], 0
-    while len(out) < count:
-        attempt += 1
-        drawn = draw(rng, attempt, len(out))
-        if drawn is not None:
-            out.append(pytest.param(drawn[0], id=drawn[1]))
-    return out
-
-
-CONV_CONFIGS = _sample(40, 31, _conv_draw)
+CONV_CONFIGS = sample_configs(40, 31, _conv_draw)
 
 # Shapes that reach each tile (narrow M <= 32, medium, large fp32 with >= 128 tiles), the
 # split reduction of the weight gradient, stride phases without taps (stride 2, dilation 2),
@@ -198,12 +183,7 @@ def _convt_draw(rng, attempt, _):
     Cing = int(rng.choice([1, 2, 3, 9, 40]))
     Coutg = int(rng.choice([1, 2, 3, 20, 70]))
     kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
-    if attempt % 6 == 2:
-        stride = (kh + 2, kw + 1)  # stride larger than the kernel: gaps in the output
-    padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
-    dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
-    output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    stride, padding, dilation, output_padding = convt_geometry(rng, attempt, kh, kw)
     H, W = (int(v) for v in rng.integers(1, 12, size=2))
     if attempt % 7 == 3:
         W = 1
@@ -219,7 +199,7 @@ def _convt_draw(rng, attempt, _):
                  f"-g{groups}").replace(" ", "")
 
 
-CONVT_CONFIGS = _sample(30, 32, _convt_draw)
+CONVT_CONFIGS = sample_configs(30, 32, _convt_draw)
 
 # (x shape, w shape, stride, padding, output_padding, dilation, groups)
 CONVT_SHAPES = [

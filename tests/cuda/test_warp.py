@@ -11,25 +11,10 @@ import pytest
 
 import striate.ops as ops
 from tests.checks import DTYPES, assert_close, random_array
+from tests.ops.test_warp import MODES, SHAPES as CPU_SHAPES, _thetas, cases
 
-MODES = ("bilinear", "nearest")
-PADDING = ("zeros", "border", "reflection")
-# (input shape, output size or None)
-SHAPES = [((2, 3, 5, 7), None), ((1, 2, 6, 4), (3, 9)), ((2, 1, 1, 5), (4, 1)), ((1, 2, 8, 8), (1, 1)),
-          ((2, 2, 4, 3), (7, 6)), ((1, 1, 1, 1), None), ((3, 4, 37, 70), (50, 33)), ((2, 3, 64, 64), (129, 257))]
-
-
-def _thetas(rng, n, reach):
-    """Random rotation / scale / shear / translation; `reach` scales the translation."""
-    out = []
-    for _ in range(n):
-        angle = rng.uniform(-np.pi, np.pi)
-        sx, sy = rng.uniform(0.5, 1.6, size=2)
-        shear = rng.uniform(-0.4, 0.4)
-        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        lin = rot @ np.array([[sx, shear], [0.0, sy]])
-        out.append(np.hstack([lin, rng.uniform(-reach, reach, size=(2, 1))]))
-    return np.ascontiguousarray(np.stack(out))
+# The CPU tests' shapes plus one-pixel and large planes.
+SHAPES = CPU_SHAPES + [((1, 1, 1, 1), None), ((3, 4, 37, 70), (50, 33)), ((2, 3, 64, 64), (129, 257))]
 
 
 def _assert_parity(cp, gpu, cpu, what):
@@ -39,8 +24,7 @@ def _assert_parity(cp, gpu, cpu, what):
     assert_close(cp.asnumpy(gpu), cpu, atol, rtol, what)
 
 
-CASES = [pytest.param(shape, out, mode, pad, align, id=f"{mode}-{pad}-ac{int(align)}-{shape}->{out}".replace(" ", ""))
-         for shape, out in SHAPES for mode in MODES for pad in PADDING for align in (False, True)]
+CASES = cases(SHAPES)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -39,10 +39,9 @@ def _valid(cfg):
     return H + top + bottom >= eff_h and W + left + right >= eff_w
 
 
-def _draw(rng, attempt, i):
-    groups = int(rng.choice([1, 1, 2, 3]))
-    Cg, Kg = (int(v) for v in rng.integers(1, 4, size=2))
-    kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
+def draw_geometry(rng, i, kh, kw):
+    """(stride, dilation, padding) of the i-th accepted config with a kh x kw kernel
+    (shared with tests/cuda/test_conv2d.py)."""
     stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
     if i % 7 == 3:
         stride = (kh + 1, kw + 2)  # stride larger than the kernel
@@ -50,6 +49,14 @@ def _draw(rng, attempt, i):
     padding = [0, 1, 2, (int(rng.integers(0, 3)), int(rng.integers(0, 3))), "same", "valid"][i % 6]
     if padding == "same":
         stride = (1, 1)
+    return stride, dilation, padding
+
+
+def _draw(rng, attempt, i):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    Cg, Kg = (int(v) for v in rng.integers(1, 4, size=2))
+    kh, kw = (int(v) for v in rng.choice([1, 2, 3, 5], size=2))
+    stride, dilation, padding = draw_geometry(rng, i, kh, kw)
     H, W = (int(v) for v in rng.integers(1, 10, size=2))
     if attempt % 9 == 4:
         H = 1

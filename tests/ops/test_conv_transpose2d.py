@@ -12,16 +12,23 @@ def _out(n, k, s, p, op, d):
     return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-def _draw(rng, attempt, _):
-    groups = int(rng.choice([1, 1, 2, 3]))
-    Cing, Coutg = (int(v) for v in rng.integers(1, 4, size=2))
-    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+def draw_geometry(rng, attempt, kh, kw):
+    """(stride, padding, dilation, output_padding) for draw call `attempt` with a kh x kw
+    kernel (shared with tests/cuda/test_conv2d.py)."""
     stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
     if attempt % 6 == 2:
         stride = (kh + 2, kw + 1)  # stride larger than the kernel: gaps in the output
     padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
     dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2))
     output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    return stride, padding, dilation, output_padding
+
+
+def _draw(rng, attempt, _):
+    groups = int(rng.choice([1, 1, 2, 3]))
+    Cing, Coutg = (int(v) for v in rng.integers(1, 4, size=2))
+    kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+    stride, padding, dilation, output_padding = draw_geometry(rng, attempt, kh, kw)
     H, W = (int(v) for v in rng.integers(1, 7, size=2))
     if attempt % 7 == 3:
         W = 1

@@ -29,8 +29,13 @@ def _thetas(rng, n, reach):
     return np.ascontiguousarray(np.stack(out))
 
 
-CASES = [pytest.param(shape, out, mode, pad, align, id=f"{mode}-{pad}-ac{int(align)}-{shape}->{out}".replace(" ", ""))
-         for shape, out in SHAPES for mode in MODES for pad in PADDING for align in (False, True)]
+def cases(shapes):
+    """(shape, out, mode, pad, align) params over shapes x MODES x PADDING x align_corners."""
+    return [pytest.param(shape, out, mode, pad, align, id=f"{mode}-{pad}-ac{int(align)}-{shape}->{out}".replace(" ", ""))
+            for shape, out in shapes for mode in MODES for pad in PADDING for align in (False, True)]
+
+
+CASES = cases(SHAPES)
 
 
 def _torch_warp(torch, x, theta, out, mode, pad, align):
