@@ -1,0 +1,22 @@
+"""``striate.models``: ready-made networks and the pretrained-weights path.
+
+- ``lenet5`` and ``inception_net``: small networks that train on MNIST on a CPU.
+- ``alexnet``, ``vgg11``... ``vgg19_bn``, ``resnet18/34/50``: torchvision's
+  architectures with torchvision's parameter and buffer names and shapes, so a
+  torchvision ``state_dict`` loads unchanged through ``load_pretrained``.
+- ``finetune`` swaps the classification head and freezes the rest.
+"""
+from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
+from .alexnet import AlexNet, alexnet
+from .inception import InceptionBlock, InceptionNet, inception_net
+from .lenet import LeNet5, lenet5
+from .pretrained import LoadReport, finetune, load_pretrained
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
+
+__all__ = [
+    "LeNet5", "lenet5", "InceptionBlock", "InceptionNet", "inception_net", "AlexNet", "alexnet",
+    "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+    "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
+    "AdaptiveAvgPool2d", "adaptive_avg_pool2d", "LoadReport", "load_pretrained", "finetune",
+]

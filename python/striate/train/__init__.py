@@ -1,0 +1,13 @@
+"""Training: ``fit`` and ``evaluate``, the per-epoch ``History`` and its figures.
+
+    from striate.train import fit, evaluate
+    history = fit(model, train_loader, optimizer, epochs=5, val_loader=test_loader,
+                  checkpoint_dir="runs/x")
+    history.save("runs/x")          # history.json + curves.png
+"""
+from .history import History
+from .loop import CHECKPOINT_NAME, checkpoint_path, evaluate, fit
+from .plots import confusion_matrix, save_confusion_png, save_curves_png, save_prediction_grid
+
+__all__ = ["fit", "evaluate", "History", "confusion_matrix", "save_confusion_png", "save_curves_png",
+           "save_prediction_grid", "checkpoint_path", "CHECKPOINT_NAME"]
