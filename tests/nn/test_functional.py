@@ -146,6 +146,11 @@ GRADCHECK = {
          (st.tensor(np.r_[_arr(6, 0), -35.0, 30.0].reshape(2, 4), requires_grad=True), _g((2, 4), 1, 0, 1),
           _g(4, 2), _g(4, 3, 0.5, 3))),
     ],
+    "dice_loss": [
+        ("labels", lambda x: F.dice_loss(x, _k(_labels((2, 3, 3), 3, 0))), (_g((2, 3, 3, 3), 0),)),
+        ("probabilities", lambda x, t: F.dice_loss(x, t, smooth=0.5, logits=False),
+         (_g((1, 2, 3, 2), 1, 0.05, 0.95), _g((1, 2, 3, 2), 2, 0, 1))),
+    ],
     "mse_loss": [("mean", F.mse_loss, (_g((3, 4), 0), _g((3, 4), 1))),
                  ("weight", lambda x, t, w: F.mse_loss(x, t, weight=w),
                   (_g((2, 3), 2), _g((2, 3), 3), _g((2, 3), 4, 0.5, 2)))],

@@ -4,6 +4,7 @@
 - ``alexnet``, ``vgg11``... ``vgg19_bn``, ``resnet18/34/50``: torchvision's
   architectures with torchvision's parameter and buffer names and shapes, so a
   torchvision ``state_dict`` loads unchanged through ``load_pretrained``.
+- ``segnet`` and ``unet``: segmentation networks with per-pixel logits.
 - ``finetune`` swaps the classification head and freezes the rest.
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
@@ -11,6 +12,8 @@ from .alexnet import AlexNet, alexnet
 from .inception import InceptionBlock, InceptionNet, inception_net
 from .lenet import LeNet5, lenet5
 from .pretrained import LoadReport, finetune, load_pretrained
+from .segnet import SegNet, segnet
+from .unet import UNet, unet, unet_output_size
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 
@@ -19,4 +22,5 @@ __all__ = [
     "VGG", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
     "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
     "AdaptiveAvgPool2d", "adaptive_avg_pool2d", "LoadReport", "load_pretrained", "finetune",
+    "SegNet", "segnet", "UNet", "unet", "unet_output_size",
 ]

@@ -17,14 +17,14 @@ import warnings
 
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..random import next_dropout_stream
-from ..tensor import Tensor
+from ..tensor import Tensor, arange
 from . import _functions as P
 
 __all__ = [
     "conv2d", "conv_transpose2d", "pad", "max_pool2d", "avg_pool2d", "sum_pool2d", "max_unpool2d",
     "dropout", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "logsigmoid", "softmax",
     "log_softmax", "batch_norm", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "kl_normal", "interpolate",
+    "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss", "kl_normal", "interpolate",
     "pyr_down", "pyr_up", "gaussian_pyramid", "laplacian_pyramid", "laplacian_reconstruct",
     "warp_affine",
 ]
@@ -450,6 +450,43 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if _tensor(op, "weight", weight, optional=True) is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+def dice_loss(input, target, smooth=1.0, logits=True):
+    """Soft Dice loss over classes: ``1 - mean_c (2 |P_c T_c| + smooth) / (|P_c| + |T_c| + smooth)``.
+
+    Sums run over the batch and every pixel, so each class gets one score.
+
+    Args:
+        input: (N, C, H, W) logits (softmax over C is applied) or, with ``logits=False``,
+            class probabilities.
+        target: (N, H, W) int64 class labels, or a (N, C, H, W) float tensor of per-class
+            probabilities (one-hot or soft).
+        smooth: added to numerator and denominator; keeps classes absent from both finite.
+
+    Returns:
+        A scalar Tensor in [0, 1].
+    """
+    op = "dice_loss"
+    _tensor(op, "input", input, ndim=4)
+    _number(op, "smooth", smooth, lo=0)
+    probs = softmax(input, dim=1) if logits else input
+    if target.dtype.kind in "iu":
+        if target.shape != (input.shape[0],) + tuple(input.shape[2:]):
+            raise ValueError(f"{op}: label target must be (N, H, W) = "
+                             f"{(input.shape[0],) + tuple(input.shape[2:])}, got {target.shape}")
+        lo, hi = int(target.data.min()), int(target.data.max())
+        if lo < 0 or hi >= input.shape[1]:
+            raise ValueError(f"{op}: labels must lie in [0, {input.shape[1]}), got [{lo}, {hi}]")
+        classes = arange(input.shape[1], device=input.device).reshape(1, -1, 1, 1)
+        target = (target.to(input.device).unsqueeze(1) == classes).to(dtype=input.dtype)
+    elif target.shape != input.shape:
+        raise ValueError(f"{op}: probability target must have the input's shape {input.shape}, "
+                         f"got {target.shape}")
+    dims = (0, 2, 3)
+    intersection = (probs * target).sum(dim=dims)
+    score = (2 * intersection + smooth) / (probs.sum(dim=dims) + target.sum(dim=dims) + smooth)
+    return 1 - score.mean()
 
 
 def _regression_loss(op, input, target, size_average, reduce, reduction, weight, elementwise):
