@@ -47,16 +47,8 @@ def _tiny_setup(kind):
     return fns
 
 
-def _striate_cnn(st):
-    nn = st.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
-
-
-def _torch_cnn():
-    nn = torch.nn
+def _cnn(nn):
+    """The benchmark CNN from either library's ``nn`` namespace (same layer names)."""
     return nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -72,7 +64,7 @@ def _step_setup():
     st.manual_seed(0)
     x_np = random_array((64, 1, 28, 28), seed=5)
     y_np = np.random.default_rng(6).integers(0, 10, 64)
-    model = _striate_cnn(st)
+    model = _cnn(st.nn)
     opt = st.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = st.tensor(x_np), st.tensor(y_np)
 
@@ -84,7 +76,7 @@ def _step_setup():
 
     if torch is None:
         return {"step": (ours, None)}
-    tmodel = _torch_cnn()
+    tmodel = _cnn(torch.nn)
     model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
     topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
     tx, ty = torch.from_numpy(x_np), torch.from_numpy(y_np)
