@@ -113,13 +113,8 @@ void conv2d_forward(py::array y, py::array x, py::array w, py::object b, Pair st
     const auto dt = py::dtype::of<T>();
     const Conv2dGeometry g = checked_conv_geometry(op, x, w, dt, stride, pad, dilation, groups);
     check_array(op, "y", y, dt, {g.N, g.K, g.Ho, g.Wo}, true);
-    const T* bp = nullptr;
     py::array barr;
-    if (!b.is_none()) {
-      barr = b.cast<py::array>();
-      check_array(op, "bias", barr, dt, {g.K});
-      bp = cptr<T>(barr);
-    }
+    const T* bp = optional_input<T>(op, "bias", b, barr, {g.K});
     py::gil_scoped_release release;
     if (reference)
       conv2d_forward_reference_cpu(mut<T>(y), cptr<T>(x), cptr<T>(w), bp, g);
@@ -186,13 +181,8 @@ void conv_transpose2d_forward(py::array y, py::array x, py::array w, py::object 
     check_array(op, "weight", w, dt, {});
     Conv2dGeometry g = conv_transpose_geometry(op, "y", y, shape_of(x), shape_of(w), dt, stride,
                                                pad, output_padding, dilation, groups, true);
-    const T* bp = nullptr;
     py::array barr;
-    if (!b.is_none()) {
-      barr = b.cast<py::array>();
-      check_array(op, "bias", barr, dt, {g.C});
-      bp = cptr<T>(barr);
-    }
+    const T* bp = optional_input<T>(op, "bias", b, barr, {g.C});
     py::gil_scoped_release release;
     conv_transpose2d_forward_cpu(mut<T>(y), cptr<T>(x), cptr<T>(w), bp, g);
   });

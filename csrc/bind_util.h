@@ -60,6 +60,17 @@ T* optional_output(const char* op, const char* name, const py::object& o, py::ar
   return static_cast<T*>(holder.mutable_data());
 }
 
+// An optional input (a bias): None gives nullptr, otherwise the checked
+// array's data (holder keeps the array alive while the kernel runs).
+template <typename T>
+const T* optional_input(const char* op, const char* name, const py::object& o, py::array& holder,
+                        const std::vector<index_t>& shape) {
+  if (o.is_none()) return nullptr;
+  holder = o.cast<py::array>();
+  check_array(op, name, holder, py::dtype::of<T>(), shape);
+  return static_cast<const T*>(holder.data());
+}
+
 // Calls f(T{}) with T = float or double according to x's dtype.
 template <typename F>
 auto dispatch_float(const char* op, const py::array& x, F f) {
