@@ -1,0 +1,90 @@
+"""Text embeddings for conditional image models (StackGAN's phi_t).
+
+``HashingTextEncoder`` is the feature-hashing trick on a bag of words: each
+lower-cased token and each run of ``n`` consecutive tokens (for ``n`` in the
+``ngram`` range) is hashed with ``zlib.crc32`` -- stable across processes and
+machines, unlike Python's salted ``hash()`` -- salted with ``seed``. The hash picks
+one of ``dim`` buckets and a sign (+1 or -1); the signed counts are L2-normalised.
+The encoder has no parameters: the same caption always gives the same vector, and
+captions sharing words get a positive cosine similarity.
+
+A caption with no tokens encodes to the zero vector.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["HashingTextEncoder", "tokenize"]
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list:
+    """Lower-cased runs of letters and digits: ``"A red Circle!"`` -> ``["a", "red", "circle"]``."""
+    return _TOKEN.findall(text.lower())
+
+
+class HashingTextEncoder:
+    """Deterministic bag-of-n-grams hashing encoder.
+
+    Args:
+        dim: number of hash buckets, the embedding size.
+        ngram: ``(min_n, max_n)``, the n-gram lengths used (``(1, 2)``: words and bigrams).
+        seed: salts the hash; different seeds give unrelated embeddings.
+    """
+
+    def __init__(self, dim: int = 128, ngram=(1, 2), seed: int = 0):
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"HashingTextEncoder: dim must be a positive int, got {dim!r}")
+        if (not isinstance(ngram, (tuple, list)) or len(ngram) != 2
+                or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in ngram)
+                or not 1 <= ngram[0] <= ngram[1]):
+            raise ValueError(f"HashingTextEncoder: ngram must be (min_n, max_n) ints with "
+                             f"1 <= min_n <= max_n, got {ngram!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"HashingTextEncoder: seed must be a non-negative int, got {seed!r}")
+        self.dim, self.ngram, self.seed = int(dim), (int(ngram[0]), int(ngram[1])), int(seed)
+
+    def features(self, text: str) -> list:
+        """The n-grams of one caption, each a space-joined string."""
+        tokens = tokenize(text)
+        low, high = self.ngram
+        return [" ".join(tokens[i:i + n]) for n in range(low, high + 1) for i in range(len(tokens) - n + 1)]
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """(dim,) float32 embedding of one caption."""
+        if not isinstance(text, str):
+            raise TypeError(f"HashingTextEncoder: captions must be str, got {type(text).__name__}")
+        vector = np.zeros(self.dim, np.float64)
+        for feature in self.features(text):
+            h = zlib.crc32(f"{self.seed}\x00{feature}".encode("utf-8"))
+            vector[h % self.dim] += 1.0 if (h >> 31) & 1 == 0 else -1.0
+        norm = np.linalg.norm(vector)
+        return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+    def encode(self, texts) -> Tensor:
+        """Embed a list of captions.
+
+        Args:
+            texts: a list (or tuple) of str.
+
+        Returns:
+            (N, dim) float32 Tensor, each row of unit L2 norm (or zero for an empty caption).
+        """
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError(f"HashingTextEncoder.encode: texts must be a list of str, "
+                            f"got {type(texts).__name__}")
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.encode_one(text)
+        return Tensor(out)
+
+    __call__ = encode
+
+    def __repr__(self) -> str:
+        return f"HashingTextEncoder(dim={self.dim}, ngram={self.ngram}, seed={self.seed})"
