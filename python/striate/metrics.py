@@ -1,6 +1,10 @@
 """Segmentation metrics: IoU (per class and mean), Dice, pixel accuracy.
 
-Metrics are not differentiable: inputs are converted to numpy. ``pred`` is either
+Metrics are not differentiable: inputs are converted to numpy.
+The functions score one batch; the accumulators (``ConfusionMatrix``,
+``MeanIoU``, ``MeanDice``) add up pixel counts over many batches, so a
+dataset's mean IoU is computed from its total counts rather than averaged
+per batch. :func:`striate.train.fit` and ``evaluate`` accept them as metrics. ``pred`` is either
 logits/probabilities (N, C, H, W), reduced by argmax over C, or labels (N, H, W);
 ``target`` is labels (N, H, W). Counts are taken over the whole batch. A class absent
 from both pred and target has no defined score: its entry is NaN and the mean skips it.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["iou", "dice", "pixel_accuracy"]
+__all__ = ["iou", "dice", "pixel_accuracy", "ConfusionMatrix", "MeanIoU", "MeanDice"]
 
 
 def _labels(op, pred, target):
@@ -61,3 +65,66 @@ def pixel_accuracy(pred, target) -> float:
     """The fraction of pixels whose predicted label equals the target."""
     p, t = _labels("pixel_accuracy", pred, target)
     return float((p == t).mean())
+
+
+class ConfusionMatrix:
+    """Accumulates a (num_classes, num_classes) pixel confusion matrix over batches.
+
+    Accumulator protocol (used by :func:`striate.train.fit`): ``reset()``, ``update(pred, target)``
+    with one batch, ``compute()`` for the value over everything since the last reset. Rows are
+    true classes, columns predicted ones. Target labels outside [0, num_classes) raise.
+    """
+
+    def __init__(self, num_classes: int):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"{type(self).__name__}: num_classes must be a positive int, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+        self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def reset(self) -> None:
+        self.matrix[...] = 0
+
+    def update(self, pred, target) -> None:
+        p, t = _labels(type(self).__name__, pred, target)
+        k = self.num_classes
+        for name, labels in (("target", t), ("pred", p)):
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                raise ValueError(f"{type(self).__name__}: {name} labels must lie in [0, {k}), "
+                                 f"got [{labels.min()}, {labels.max()}]")
+        self.matrix += np.bincount((t * k + p).reshape(-1), minlength=k * k).reshape(k, k)
+
+    def compute(self):
+        return self.matrix.copy()
+
+    def _counts(self):
+        both = np.diag(self.matrix)
+        return both, self.matrix.sum(axis=0), self.matrix.sum(axis=1)
+
+
+class MeanIoU(ConfusionMatrix):
+    """Mean intersection over union over the accumulated pixels (classes absent from both skipped).
+
+    ``per_class()`` gives the per-class IoU (NaN for absent classes).
+    """
+
+    def per_class(self):
+        both, in_pred, in_target = self._counts()
+        union = in_pred + in_target - both
+        return _score(both, union, union > 0)[0]
+
+    def compute(self) -> float:
+        both, in_pred, in_target = self._counts()
+        union = in_pred + in_target - both
+        return _score(both, union, union > 0)[1]
+
+
+class MeanDice(ConfusionMatrix):
+    """Mean Dice coefficient over the accumulated pixels (classes absent from both skipped)."""
+
+    def per_class(self):
+        both, in_pred, in_target = self._counts()
+        return _score(2 * both, in_pred + in_target, in_pred + in_target > 0)[0]
+
+    def compute(self) -> float:
+        both, in_pred, in_target = self._counts()
+        return _score(2 * both, in_pred + in_target, in_pred + in_target > 0)[1]

@@ -256,3 +256,58 @@ def test_a_few_adam_steps_reduce_the_per_pixel_cross_entropy(build):
         opt.step()
         losses.append(float(loss.numpy()))
     assert losses[-1] < losses[0]
+
+
+# ------------------------------------------------------------------ accumulated metrics
+def test_accumulated_iou_uses_the_total_counts_not_a_mean_of_batches():
+    miou, mdice, confusion = metrics.MeanIoU(5), metrics.MeanDice(5), metrics.ConfusionMatrix(5)
+    for m in (miou, mdice, confusion):
+        m.update(PRED[:1], TARGET[:1])
+        m.update(st.tensor(PRED[1:]), st.tensor(TARGET[1:]))
+    np.testing.assert_allclose(miou.per_class(), metrics.iou(PRED, TARGET, 5)[0])
+    assert miou.compute() == pytest.approx(metrics.iou(PRED, TARGET, 5)[1])
+    assert mdice.compute() == pytest.approx(metrics.dice(PRED, TARGET, 5)[1])
+    by_hand = np.zeros((5, 5), np.int64)
+    np.add.at(by_hand, (TARGET.ravel(), PRED.ravel()), 1)
+    np.testing.assert_array_equal(confusion.compute(), by_hand)
+    batch_mean = np.mean([metrics.iou(PRED[i:i + 1], TARGET[i:i + 1], 5)[1] for i in range(2)])
+    assert miou.compute() != pytest.approx(batch_mean)
+    miou.reset()
+    assert np.isnan(miou.compute())
+
+
+def test_accumulated_metrics_reject_bad_labels():
+    with pytest.raises(ValueError, match="num_classes"):
+        metrics.MeanIoU(0)
+    with pytest.raises(ValueError, match=r"target labels must lie in \[0, 3\)"):
+        metrics.MeanIoU(3).update(np.zeros((1, 2, 2), np.int64), np.full((1, 2, 2), 3))
+
+
+def test_fit_trains_segmentation_with_accumulated_iou_and_pixel_accuracy(tmp_path):
+    from striate.data import DataLoader, Shapes
+    from striate.train import evaluate, fit, save_segmentation_overlay
+
+    st.manual_seed(0)
+    data = Shapes(16, size=16, seed=3)
+    loader = DataLoader(data, batch_size=8)
+    model = models.unet(3, 4, depth=1, base=4)
+    seen = []
+    history = fit(model, loader, st.optim.Adam(model.parameters(), lr=1e-2), epochs=2, val_loader=loader,
+                  metrics={"miou": metrics.MeanIoU(4)}, progress=False,
+                  on_epoch_end=lambda epoch, m, h: seen.append((epoch, len(h))))
+    assert seen == [(1, 1), (2, 2)]
+    x, y = data.get_batch(np.arange(16))
+    with st.no_grad():
+        model.eval()
+        logits = model(x)
+    result = evaluate(model, loader, metrics={"miou": metrics.MeanIoU(4)})
+    assert result["miou"] == pytest.approx(metrics.iou(logits, y, 4)[1])
+    assert result["accuracy"] == pytest.approx(metrics.pixel_accuracy(logits, y))  # per pixel, not per image
+    assert history.val_miou[-1] == pytest.approx(result["miou"])
+    path = tmp_path / "overlay.png"
+    save_segmentation_overlay(x[:3], y[:3], logits[:3], path, class_names=data.class_names, ious=[0.5] * 3)
+    from PIL import Image
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 3 * 16 * 4
+    with pytest.raises(ValueError, match="pred_masks"):
+        save_segmentation_overlay(x[:3], y[:3], y[:2], path)

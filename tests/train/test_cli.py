@@ -15,6 +15,7 @@ def test_parser_reads_the_train_command():
         ["train", "--model", "lenet5", "--data", "mnist5k", "--epochs", "3", "--batch-size", "16",
          "--augment", "flip,rotate,shift,scale", "--out", "runs/x", "--lr", "0.01", "--optimizer", "sgd",
          "--seed", "4", "--threads", "2"])
+    cli._resolve_defaults(args)
     assert (args.command, args.model, args.epochs, args.batch_size, args.out) == ("train", "lenet5", 3, 16,
                                                                                   "runs/x")
     assert args.augment == ["flip", "rotate", "shift", "scale"]
@@ -22,7 +23,15 @@ def test_parser_reads_the_train_command():
     demo = cli.build_parser().parse_args(["demo"])
     assert (demo.model, demo.out, demo.lr, demo.schedule) == ("lenet5", "runs/demo", 2e-3, "cosine")
     evaluate = cli.build_parser().parse_args(["eval", "--checkpoint", "runs/x/last.safetensors"])
-    assert evaluate.data == "mnist5k" and evaluate.model is None
+    assert evaluate.data is None and evaluate.model is None  # both read from the checkpoint
+    segment = cli.build_parser().parse_args(["train", "--task", "segment", "--model", "segnet"])
+    cli._resolve_defaults(segment)
+    assert (segment.task, segment.model, segment.data, segment.epochs, segment.schedule) == \
+        ("segment", "segnet", "shapes", 12, "cosine")
+    plain = cli.build_parser().parse_args(["train"])
+    cli._resolve_defaults(plain)
+    assert (plain.task, plain.model, plain.data, plain.epochs, plain.batch_size) == \
+        ("classify", "lenet5", "mnist5k", 5, 64)
 
 
 @pytest.mark.parametrize("argv", [["train", "--augment", "blur"], ["train", "--epochs", "0"],
@@ -32,6 +41,27 @@ def test_parser_rejects_bad_arguments(argv, capsys):
         cli.build_parser().parse_args(argv)
     assert exc.value.code == 2
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv", [["train", "--task", "segment", "--model", "lenet5"],
+                                  ["train", "--task", "classify", "--data", "shapes"]])
+def test_model_and_data_must_fit_the_task(argv):
+    with pytest.raises(SystemExit, match="is not a"):
+        cli.main(argv + ["--no-progress"])
+
+
+def test_tiny_segmentation_train_then_eval(tmp_path, capsys):
+    out = tmp_path / "seg"
+    assert cli.main(["train", "--task", "segment", "--model", "segnet", "--epochs", "2", "--limit", "64",
+                     "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("mean IoU: ") and lines[-3].startswith("per-class IoU: background ")
+    for name in ("curves.png", "overlay.png", "overlay_epoch001.png", "overlay_epoch002.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG"
+    assert cli.main(["eval", "--checkpoint", str(out / "last.safetensors"), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == lines[-1]
 
 
 def test_python_m_striate_help():

@@ -7,7 +7,8 @@
 """
 from .history import History
 from .loop import CHECKPOINT_NAME, checkpoint_path, evaluate, fit
-from .plots import confusion_matrix, save_confusion_png, save_curves_png, save_prediction_grid
+from .plots import (confusion_matrix, save_confusion_png, save_curves_png, save_prediction_grid,
+                    save_segmentation_overlay)
 
 __all__ = ["fit", "evaluate", "History", "confusion_matrix", "save_confusion_png", "save_curves_png",
-           "save_prediction_grid", "checkpoint_path", "CHECKPOINT_NAME"]
+           "save_prediction_grid", "save_segmentation_overlay", "checkpoint_path", "CHECKPOINT_NAME"]

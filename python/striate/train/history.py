@@ -60,6 +60,9 @@ class History:
                  f"acc {row['train_accuracy']:.4f}"]
         if not math.isnan(row["val_loss"]):
             parts += [f"val loss {row['val_loss']:.4f}", f"acc {row['val_accuracy']:.4f}"]
+        for name in self.metric_names:
+            split = "val" if not math.isnan(row[f"val_{name}"]) else "train"
+            parts.append(f"{split} {name} {row[f'{split}_{name}']:.4f}")
         parts += [f"lr {row['lr']:.3g}", f"{row['epoch_time']:.1f}s"]
         return " | ".join(parts)
 

@@ -45,14 +45,32 @@ def _model_device(model) -> str:
     return next((p.device for p in model.parameters()), "cpu")
 
 
+def _is_accumulator(metric) -> bool:
+    return all(callable(getattr(metric, name, None)) for name in ("reset", "update", "compute"))
+
+
+def _start_metrics(metrics) -> None:
+    for metric in (metrics or {}).values():
+        if _is_accumulator(metric):
+            metric.reset()
+
+
 def _batch_stats(logits, targets, loss, metrics) -> dict:
-    """Sums over the batch: loss, correct predictions and each metric (times the batch size)."""
+    """Sums over the batch: loss, correct predictions and each per-batch metric (times the batch size).
+
+    Accumulator metrics are updated with the batch instead; :func:`_means` reads them out.
+    Accuracy counts every target element, so dense (per-pixel) targets give pixel accuracy.
+    """
     n = targets.shape[0]
     stats = {"n": n, "loss": float(loss.item()) * n}
     if logits.ndim >= 2 and targets.ndim == logits.ndim - 1:
         stats["correct"] = int((logits.argmax(1) == targets).sum().item())
+        stats["labels"] = int(targets.numel())
     for name, fn in (metrics or {}).items():
-        stats[name] = float(fn(logits, targets)) * n
+        if _is_accumulator(fn):
+            fn.update(logits, targets)
+        else:
+            stats[name] = float(fn(logits, targets)) * n
     return stats
 
 
@@ -66,8 +84,9 @@ def _means(total: dict, metrics) -> dict:
     if n == 0:
         return {"loss": math.nan, "accuracy": math.nan, **{name: math.nan for name in metrics or {}}}
     out = {"loss": total["loss"] / n,
-           "accuracy": total["correct"] / n if "correct" in total else math.nan}
-    out.update({name: total[name] / n for name in metrics or {}})
+           "accuracy": total["correct"] / total["labels"] if "correct" in total else math.nan}
+    for name, fn in (metrics or {}).items():
+        out[name] = float(fn.compute()) if _is_accumulator(fn) else total[name] / n
     return out
 
 
@@ -78,7 +97,9 @@ def evaluate(model, loader, loss_fn=F.cross_entropy, metrics=None) -> dict:
         model: the module; its train/eval mode is restored afterwards.
         loader: an iterable of ``(inputs, targets)`` batches.
         loss_fn: ``loss_fn(logits, targets)``, a mean over the batch.
-        metrics: optional ``{name: fn(logits, targets) -> float}``, averaged over the samples.
+        metrics: optional ``{name: metric}``: either ``fn(logits, targets) -> float``, averaged
+            over the samples, or an accumulator with ``reset()``, ``update(logits, targets)`` and
+            ``compute()`` (e.g. :class:`striate.metrics.MeanIoU`), read once over all batches.
 
     Returns:
         ``{"loss": float, "accuracy": float, **metrics}`` (NaN for an empty loader).
@@ -87,6 +108,7 @@ def evaluate(model, loader, loss_fn=F.cross_entropy, metrics=None) -> dict:
     device = _model_device(model)
     total = {}
     model.eval()
+    _start_metrics(metrics)
     try:
         with no_grad():
             for inputs, targets in loader:
@@ -122,6 +144,7 @@ def _train_epoch(model, loader, optimizer, loss_fn, metrics, bar):
     device = _model_device(model)
     total = {}
     model.train()
+    _start_metrics(metrics)
     for inputs, targets in loader:
         inputs, targets = _as_tensor(inputs, device), _as_tensor(targets, device)
         optimizer.zero_grad()
@@ -165,7 +188,7 @@ def _restore_checkpoint(path, model, optimizer, scheduler, loader) -> tuple[int,
 
 def fit(model, train_loader, optimizer, epochs, loss_fn=F.cross_entropy, val_loader=None,
         scheduler=None, checkpoint_dir=None, progress=True, metrics=None, resume=False,
-        meta=None) -> History:
+        meta=None, on_epoch_end=None) -> History:
     """Train model for a number of epochs; optionally validate, schedule and checkpoint.
 
     Args:
@@ -178,11 +201,15 @@ def fit(model, train_loader, optimizer, epochs, loss_fn=F.cross_entropy, val_loa
         scheduler: an lr scheduler, stepped once after every epoch.
         checkpoint_dir: a folder for ``last.safetensors``, written after every epoch.
         progress: show a tqdm bar with the running loss and an epoch summary (stderr).
-        metrics: optional ``{name: fn(logits, targets) -> float}``, recorded per epoch as
-            ``train_<name>`` / ``val_<name>``.
+        metrics: optional ``{name: metric}`` (a per-batch function or an accumulator, as in
+            :func:`evaluate`), recorded per epoch as ``train_<name>`` / ``val_<name>``. Accuracy
+            counts every target element: with per-pixel targets it is pixel accuracy.
         resume: continue from ``checkpoint_dir``'s checkpoint when there is one
             (bit-exactly, see the module docstring); without one, start afresh.
         meta: plain values stored with every checkpoint under ``"meta"`` (e.g. the model name).
+        on_epoch_end: optional ``on_epoch_end(epoch, model, history)``, called after each
+            epoch is recorded and checkpointed (e.g. to write figures); it must not draw from
+            striate's random state if bit-exact resumption matters.
 
     Returns:
         The :class:`History` of every epoch (those restored from the checkpoint included).
@@ -215,4 +242,6 @@ def fit(model, train_loader, optimizer, epochs, loss_fn=F.cross_entropy, val_loa
             _report(history.summary(-1), bar is not None)
         if path is not None:
             _save_checkpoint(path, epoch, model, optimizer, scheduler, train_loader, history, meta)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model, history)
     return history
