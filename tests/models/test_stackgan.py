@@ -1,0 +1,214 @@
+"""StackGAN: the hashing text encoder, conditioning augmentation, network shapes, the
+seed's losses computed by hand, and fit_stackgan's files and bit-exact resumption."""
+import os
+
+import numpy as np
+import pytest
+
+import striate as st
+import striate.nn.functional as F
+from striate.autograd import gradcheck
+from striate.data import DataLoader, TensorDataset
+from striate.models.stackgan import (ConditioningAugmentation, StageIDiscriminator, StageIGenerator,
+                                     StageIIDiscriminator, StageIIGenerator, discriminator_loss,
+                                     fit_stackgan, generator_loss, shapes_text_data, stackgan_sample)
+from striate.text import HashingTextEncoder, tokenize
+from tests.checks import assert_close
+
+EMBED, C_DIM, Z_DIM = 32, 4, 8
+
+
+def _log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def _tiny_stage1():
+    st.manual_seed(3)
+    return (StageIGenerator(Z_DIM, EMBED, C_DIM, size=16, ngf=8),
+            StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8))
+
+
+# ------------------------------------------------------------------ text encoder
+def test_tokenize_lowercases_and_drops_punctuation():
+    assert tokenize("A small RED circle, at the top-left!") == ["a", "small", "red", "circle", "at", "the",
+                                                                 "top", "left"]
+
+
+def test_encoder_is_deterministic_unit_norm_and_separates_captions():
+    enc = HashingTextEncoder(dim=128)
+    captions = ["a small red circle at the top left", "a small red circle at the top left",
+                "a large blue triangle at the bottom right", "a small red circle at the top right"]
+    v = enc.encode(captions).numpy()
+    assert v.shape == (4, 128) and v.dtype == np.float32
+    assert_close(np.linalg.norm(v, axis=1), np.ones(4), 1e-6, 1e-6)
+    assert np.array_equal(v[0], v[1])
+    assert np.array_equal(v, HashingTextEncoder(dim=128).encode(captions).numpy())  # a fresh encoder too
+    assert not np.allclose(v[0], v[2]) and not np.allclose(v[0], v[3])
+    assert v[0] @ v[3] > v[0] @ v[2]          # more shared words, more similar
+    assert not np.allclose(v[0], HashingTextEncoder(dim=128, seed=1).encode(captions[:1]).numpy()[0])
+
+
+def test_encoder_features_and_empty_caption():
+    enc = HashingTextEncoder(dim=16, ngram=(1, 2))
+    assert enc.features("Red circle top") == ["red", "circle", "top", "red circle", "circle top"]
+    assert np.array_equal(enc.encode(["", "!!"]).numpy(), np.zeros((2, 16), np.float32))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"dim": 0}, "dim must be"), ({"ngram": (2, 1)}, "ngram must be"),
+                                             ({"seed": -1}, "seed must be")])
+def test_encoder_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HashingTextEncoder(**kwargs)
+
+
+def test_encoder_wants_a_list():
+    with pytest.raises(TypeError, match="list of str"):
+        HashingTextEncoder().encode("a red circle")
+
+
+# ------------------------------------------------------------------ conditioning augmentation
+def test_ca_reparameterisation_uses_mu_and_logvar():
+    st.manual_seed(0)
+    ca = ConditioningAugmentation(EMBED, C_DIM)
+    phi = st.randn(5, EMBED)
+    eps = st.randn(5, C_DIM)
+    c_hat, mu, logvar = ca(phi, eps)
+    h = phi.numpy() @ ca.fc.weight.numpy().T + ca.fc.bias.numpy()
+    assert_close(mu.numpy(), h[:, :C_DIM], 1e-6, 1e-5)
+    assert_close(logvar.numpy(), h[:, C_DIM:], 1e-6, 1e-5)
+    assert_close(c_hat.numpy(), h[:, :C_DIM] + np.exp(h[:, C_DIM:] / 2) * eps.numpy(), 1e-6, 1e-5)
+    # without eps it draws striate.randn(N, c_dim) from the global generator
+    st.manual_seed(7)
+    drawn = ca(phi)[0].numpy()
+    st.manual_seed(7)
+    assert np.array_equal(drawn, ca(phi, st.randn(5, C_DIM))[0].numpy())
+
+
+def test_kl_matches_closed_form_and_its_gradient():
+    rng = np.random.default_rng(0)
+    mu, logvar = rng.standard_normal((3, C_DIM)), rng.standard_normal((3, C_DIM)) * 0.5
+    expected = np.mean(0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=1))
+    m, lv = st.tensor(mu, requires_grad=True), st.tensor(logvar, requires_grad=True)
+    kl = F.kl_normal(m, lv)
+    assert_close(kl.item(), expected, 1e-12, 1e-10)
+    kl.backward()
+    assert_close(m.grad.numpy(), mu / 3, 1e-12, 1e-10)
+    assert_close(lv.grad.numpy(), 0.5 * (np.exp(logvar) - 1) / 3, 1e-12, 1e-10)
+    gradcheck(lambda a, b: F.kl_normal(a, b), (st.tensor(mu, requires_grad=True),
+                                               st.tensor(logvar, requires_grad=True)))
+
+
+def test_kl_of_the_ca_flows_into_its_linear_layer():
+    st.manual_seed(1)
+    ca = ConditioningAugmentation(EMBED, C_DIM)
+    _, mu, logvar = ca(st.randn(4, EMBED))
+    F.kl_normal(mu, logvar).backward()
+    assert ca.fc.weight.grad is not None and np.abs(ca.fc.weight.grad.numpy()).sum() > 0
+
+
+# ------------------------------------------------------------------ networks
+def test_stage_shapes_and_stage_two_doubles_resolution():
+    G0, D0 = _tiny_stage1()
+    G1, D1 = StageIIGenerator(EMBED, C_DIM, ngf=8, n_res=1), StageIIDiscriminator(EMBED, ndf=8, m_dim=8)
+    phi = st.randn(3, EMBED)
+    s0, mu, logvar = G0(st.randn(3, Z_DIM), phi)
+    assert s0.shape == (3, 3, 16, 16) and mu.shape == logvar.shape == (3, C_DIM)
+    assert np.abs(s0.numpy()).max() <= 1.0
+    s1, mu1, _ = G1(s0, phi)
+    assert s1.shape == (3, 3, 32, 32) and mu1.shape == (3, C_DIM)
+    assert D0(s0, phi).shape == (3,) and D1(s1, phi).shape == (3,)
+    assert G0.conditional and G0.z_dim == Z_DIM
+
+
+def test_networks_name_bad_inputs():
+    G0, D0 = _tiny_stage1()
+    with pytest.raises(ValueError, match=r"z must be \(N, 8\)"):
+        G0(st.randn(2, 5), st.randn(2, EMBED))
+    with pytest.raises(ValueError, match=r"image must be \(N, 3, 16, 16\)"):
+        D0(st.randn(2, 3, 32, 32), st.randn(2, EMBED))
+    with pytest.raises(ValueError, match="size must be a power of two"):
+        StageIGenerator(Z_DIM, EMBED, C_DIM, size=24)
+
+
+# ------------------------------------------------------------------ losses, by hand
+def test_losses_equal_the_seed_formulas():
+    rng = np.random.default_rng(2)
+    real, fake, wrong = rng.standard_normal(6), rng.standard_normal(6), rng.standard_normal(6)
+    mu, logvar = rng.standard_normal((6, C_DIM)), rng.standard_normal((6, C_DIM))
+    kl = np.mean(0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=1))
+    log_d_real, log_d_fake = _log_sigmoid(real), _log_sigmoid(fake)
+    log_1m_d_fake = _log_sigmoid(-fake)
+    t = st.tensor
+    assert_close(discriminator_loss(t(real), t(fake)).item(),
+                 -(log_d_real.mean() + log_1m_d_fake.mean()), 1e-12, 1e-10)
+    assert_close(discriminator_loss(t(real), t(fake), t(wrong)).item(),
+                 -log_d_real.mean() - 0.5 * (log_1m_d_fake.mean() + _log_sigmoid(-wrong).mean()), 1e-12, 1e-10)
+    for g_loss, adversarial in (("minimax", log_1m_d_fake.mean()), ("nonsaturating", -log_d_fake.mean())):
+        total, kl_term = generator_loss(t(fake), t(mu), t(logvar), lam=2.0, g_loss=g_loss)
+        assert_close(kl_term.item(), kl, 1e-12, 1e-10)
+        assert_close(total.item(), adversarial + 2.0 * kl, 1e-12, 1e-10)
+    with pytest.raises(ValueError, match="g_loss must be one of"):
+        generator_loss(t(fake), t(mu), t(logvar), g_loss="wasserstein")
+
+
+# ------------------------------------------------------------------ data, sampling, training
+def test_shapes_text_data_pairs():
+    enc = HashingTextEncoder(dim=EMBED)
+    data = shapes_text_data(6, enc, size=32)
+    assert data.large.shape == (6, 3, 32, 32) and data.small.shape == (6, 3, 16, 16)
+    assert data.large.numpy().min() >= -1 and data.large.numpy().max() <= 1
+    assert_close(data.small.numpy(), F.pyr_down(data.large).numpy(), 0, 0)
+    assert np.array_equal(data.phi.numpy(), enc.encode(data.captions).numpy())
+    assert all(" and " not in c for c in data.captions)          # max_shapes=1: one shape each
+
+
+def test_stackgan_sample_both_stages_and_modes():
+    G0, _ = _tiny_stage1()
+    G1 = StageIIGenerator(EMBED, C_DIM, ngf=8, n_res=1)
+    enc = HashingTextEncoder(dim=EMBED)
+    s0, s1 = stackgan_sample(G0, G1, enc, ["a small red circle at the top left", "a large blue square"])
+    assert s0.shape == (2, 3, 16, 16) and s1.shape == (2, 3, 32, 32)
+    assert G0.training and G1.training
+    z = st.randn(2, Z_DIM)
+    st.manual_seed(5)
+    a = stackgan_sample(G0, None, enc, ["x", "y"], z)[0].numpy()
+    st.manual_seed(5)
+    assert np.array_equal(a, stackgan_sample(G0, None, enc, ["x", "y"], z)[0].numpy())
+
+
+def _run(out, epochs, resume, stage):
+    data = shapes_text_data(12, HashingTextEncoder(dim=EMBED))
+    G0, D0 = _tiny_stage1()
+    if stage == 1:
+        G, D, images = G0, D0, data.small
+    else:
+        G, D, images = (StageIIGenerator(EMBED, C_DIM, ngf=8, n_res=1),
+                        StageIIDiscriminator(EMBED, ndf=8, m_dim=8), data.large)
+    st.manual_seed(11)
+    loader = DataLoader(TensorDataset(images, data.phi), 4, shuffle=True)
+    history = fit_stackgan(stage, G, D, loader, epochs, out=out, G0=G0 if stage == 2 else None,
+                           progress=False, resume=resume, mismatch=True, n_samples=4)
+    return G, D, history
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_fit_stackgan_writes_files_and_resumes_bit_exactly(tmp_path, stage):
+    G_full, D_full, full = _run(str(tmp_path / "full"), 2, False, stage)
+    for name in ("samples_epoch001.png", "samples_epoch002.png", "losses.png", "losses.json", "last.safetensors"):
+        assert os.path.exists(tmp_path / "full" / name), name
+    assert len(full["loss_d"]) == 2 and all(np.isfinite(full["loss_g"]))
+    _run(str(tmp_path / "part"), 1, False, stage)
+    G_res, D_res, resumed = _run(str(tmp_path / "part"), 2, True, stage)
+    for a, b in ((G_full, G_res), (D_full, D_res)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert all(np.array_equal(sa[k].numpy(), sb[k].numpy()) for k in sa)
+    for column in ("loss_d", "loss_g", "kl", "d_real", "d_fake"):
+        assert full[column] == resumed[column], column
+
+
+def test_fit_stackgan_names_bad_arguments():
+    G0, D0 = _tiny_stage1()
+    with pytest.raises(ValueError, match="stage 2 needs G0"):
+        fit_stackgan(2, G0, D0, [], 1)
+    with pytest.raises(ValueError, match="stage must be 1 or 2"):
+        fit_stackgan(3, G0, D0, [], 1)
