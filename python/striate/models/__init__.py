@@ -5,6 +5,8 @@
   architectures with torchvision's parameter and buffer names and shapes, so a
   torchvision ``state_dict`` loads unchanged through ``load_pretrained``.
 - ``segnet`` and ``unet``: segmentation networks with per-pixel logits.
+- ``StageIGenerator``... ``fit_stackgan``: StackGAN, text to image in two stages
+  (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``).
 - ``finetune`` swaps the classification head and freezes the rest.
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
@@ -13,6 +15,8 @@ from .inception import InceptionBlock, InceptionNet, inception_net
 from .lenet import LeNet5, lenet5
 from .pretrained import LoadReport, finetune, load_pretrained
 from .segnet import SegNet, segnet
+from .stackgan import (ConditioningAugmentation, StageIDiscriminator, StageIGenerator, StageIIDiscriminator,
+                       StageIIGenerator, fit_stackgan, shapes_text_data, stackgan_sample)
 from .unet import UNet, unet, unet_output_size
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
@@ -23,4 +27,6 @@ __all__ = [
     "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
     "AdaptiveAvgPool2d", "adaptive_avg_pool2d", "LoadReport", "load_pretrained", "finetune",
     "SegNet", "segnet", "UNet", "unet", "unet_output_size",
+    "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
+    "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
 ]

@@ -54,10 +54,11 @@ from ..nn import functional as F
 from ..optim import Adam
 from ..serialization import load, save
 from ..tensor import Tensor, cat, ones, randn, tensor, zeros
+from ..train.plots import _draw_panel, _pil, save_image_grid
 
 __all__ = ["ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
            "StageIIDiscriminator", "discriminator_loss", "generator_loss", "stackgan_sample",
-           "ShapesText", "shapes_text_data", "fit_stackgan", "save_image_grid", "G_LOSSES",
+           "ShapesText", "shapes_text_data", "fit_stackgan", "G_LOSSES",
            "CHECKPOINT_NAME", "HISTORY_COLUMNS"]
 
 G_LOSSES = ("minimax", "nonsaturating")
@@ -359,29 +360,8 @@ def shapes_text_data(n: int, encoder=None, size: int = 32, max_shapes: int = 1, 
     return ShapesText(large, F.pyr_down(large), encoder.encode(captions), captions)
 
 
-def save_image_grid(images, path, columns: int = 8, scale: int = 3) -> None:
-    """A PNG grid of (N, C, H, W) images with values in [-1, 1] (C = 1 or 3), each enlarged ``scale`` times."""
-    from ..train.plots import _pil
-
-    Image, _, _ = _pil()
-    array = images.numpy() if isinstance(images, Tensor) else np.asarray(images)
-    if array.ndim != 4 or array.shape[1] not in (1, 3):
-        raise ValueError(f"save_image_grid: images must be (N, 1|3, H, W), got shape {array.shape}")
-    n, _, h, w = array.shape
-    rows = max(1, math.ceil(n / columns))
-    grid = Image.new("RGB", (columns * (w * scale + 2) + 2, rows * (h * scale + 2) + 2), "white")
-    pixels = (np.clip((array + 1.0) * 0.5, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
-    for k in range(n):
-        tile = Image.fromarray(pixels[k, :, :, 0] if pixels.shape[3] == 1 else pixels[k]).convert("RGB")
-        grid.paste(tile.resize((w * scale, h * scale), Image.NEAREST),
-                   (2 + (k % columns) * (w * scale + 2), 2 + (k // columns) * (h * scale + 2)))
-    grid.save(path, format="PNG")
-
-
 def _save_history(history: dict, out: str) -> None:
     """losses.json (NaN as null) and losses.png: the two losses, then the KL and D's mean outputs."""
-    from ..train.plots import _draw_panel, _pil
-
     with open(os.path.join(out, "losses.json"), "w") as f:
         json.dump({k: [None if isinstance(v, float) and math.isnan(v) else v for v in values]
                    for k, values in history.items()}, f, indent=1)
@@ -529,4 +509,4 @@ def _write_epoch_samples(stage, G, G0, z, phi, path) -> None:
         s0, s1 = _generate(G, None, phi, z) if stage == 1 else _generate(G0, G, phi, z)
     finally:
         st_random.set_rng_state(state)
-    save_image_grid(s0 if s1 is None else s1, path)
+    save_image_grid(s0 if s1 is None else s1, path, scale=3)
