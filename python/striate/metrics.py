@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["iou", "dice", "pixel_accuracy", "ConfusionMatrix", "MeanIoU", "MeanDice"]
+__all__ = ["iou", "dice", "pixel_accuracy", "ConfusionMatrix", "MeanIoU", "MeanDice", "sample_class_stats"]
 
 
 def _labels(op, pred, target):
@@ -128,3 +128,44 @@ class MeanDice(ConfusionMatrix):
     def compute(self) -> float:
         both, in_pred, in_target = self._counts()
         return _score(2 * both, in_pred + in_target, in_pred + in_target > 0)[1]
+
+
+def sample_class_stats(classifier, images, num_classes=None) -> dict:
+    """How a classifier sorts generated images: a mode-collapse check for GANs.
+
+    Args:
+        classifier: a module mapping images (in the range it was trained on, e.g. [0, 1]) to
+            (N, C) logits; run in eval mode without gradients, its mode restored afterwards.
+        images: (N, ...) Tensor or array.
+        num_classes: C (default: the logits' width).
+
+    Returns:
+        ``{"histogram": [count per class], "max_share": largest count / N,
+        "classes_present": classes predicted at least once,
+        "mean_confidence": mean over the images of the largest softmax probability}``.
+    """
+    from .autograd import no_grad
+    from .tensor import Tensor, tensor
+
+    was_training = classifier.training
+    device = next((p.device for p in classifier.parameters()), "cpu")
+    if not isinstance(images, Tensor):
+        images = tensor(np.asarray(images, dtype=np.float32))
+    classifier.eval()
+    try:
+        with no_grad():
+            logits = classifier(images.to(device)).numpy().astype(np.float64)
+    finally:
+        classifier.train(was_training)
+    if logits.ndim != 2 or logits.shape[0] == 0:
+        raise ValueError(f"sample_class_stats: the classifier must return (N, C) logits for N > 0 images, "
+                         f"got shape {logits.shape}")
+    num_classes = logits.shape[1] if num_classes is None else int(num_classes)
+    if logits.shape[1] != num_classes:
+        raise ValueError(f"sample_class_stats: num_classes ({num_classes}) must equal the classifier's "
+                         f"{logits.shape[1]} logits")
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    histogram = np.bincount(logits.argmax(axis=1), minlength=num_classes)
+    return {"histogram": [int(c) for c in histogram], "max_share": float(histogram.max() / len(logits)),
+            "classes_present": int((histogram > 0).sum()), "mean_confidence": float(probs.max(axis=1).mean())}

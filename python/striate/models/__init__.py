@@ -5,12 +5,16 @@
   architectures with torchvision's parameter and buffer names and shapes, so a
   torchvision ``state_dict`` loads unchanged through ``load_pretrained``.
 - ``segnet`` and ``unet``: segmentation networks with per-pixel logits.
+- ``MLPGenerator``/``MLPDiscriminator``, ``DCGenerator``/``DCDiscriminator`` and
+  ``ImageConditionedGenerator``/``ImageConditionedDiscriminator``: GANs (see ``gan.py``).
 - ``StageIGenerator``... ``fit_stackgan``: StackGAN, text to image in two stages
   (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``).
 - ``finetune`` swaps the classification head and freezes the rest.
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
 from .alexnet import AlexNet, alexnet
+from .gan import (DCDiscriminator, DCGenerator, ImageConditionedDiscriminator, ImageConditionedGenerator,
+                  MLPDiscriminator, MLPGenerator, dcgan_layout)
 from .inception import InceptionBlock, InceptionNet, inception_net
 from .lenet import LeNet5, lenet5
 from .pretrained import LoadReport, finetune, load_pretrained
@@ -27,6 +31,8 @@ __all__ = [
     "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
     "AdaptiveAvgPool2d", "adaptive_avg_pool2d", "LoadReport", "load_pretrained", "finetune",
     "SegNet", "segnet", "UNet", "unet", "unet_output_size",
+    "MLPGenerator", "MLPDiscriminator", "DCGenerator", "DCDiscriminator", "ImageConditionedGenerator",
+    "ImageConditionedDiscriminator", "dcgan_layout",
     "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
     "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
 ]
