@@ -147,6 +147,9 @@ def test_losses_equal_the_seed_formulas():
         total, kl_term = generator_loss(t(fake), t(mu), t(logvar), lam=2.0, g_loss=g_loss)
         assert_close(kl_term.item(), kl, 1e-12, 1e-10)
         assert_close(total.item(), adversarial + 2.0 * kl, 1e-12, 1e-10)
+    total, kl_term = generator_loss(t(fake), t(mu), t(logvar), lam=2.0, kl_reduction="mean")
+    assert_close(kl_term.item(), kl / C_DIM, 1e-12, 1e-10)
+    assert_close(total.item(), -log_d_fake.mean() + 2.0 * kl / C_DIM, 1e-12, 1e-10)
     with pytest.raises(ValueError, match="g_loss must be one of"):
         generator_loss(t(fake), t(mu), t(logvar), g_loss="wasserstein")
 

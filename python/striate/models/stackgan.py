@@ -4,7 +4,9 @@
   c_hat = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn with ``striate.randn`` (the
   global generator, so seeded runs repeat). The regulariser r = KL(N(mu, diag exp(logvar))
   || N(0, I)) is ``F.kl_normal(mu, logvar)`` with its default "batchmean" reduction: summed
-  over the c_dim axis, averaged over the batch.
+  over the c_dim axis, averaged over the batch (the KL per sample, as in the paper).
+  ``kl_reduction="mean"`` averages over the c_dim axis too, as the authors' code does
+  (there with lam = 2): 1/c_dim as strong, which keeps more text information in c_hat.
 - Stage I: ``StageIGenerator`` G0(z, phi) -> (16x16 tanh image, mu, logvar);
   ``StageIDiscriminator`` D0(I, phi) -> logits (N,).
 - Stage II: ``StageIIGenerator`` G(s0, phi) encodes the stage-I image s0, joins the
@@ -274,7 +276,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, wrong_logits: T
 
 
 def generator_loss(fake_logits: Tensor, mu: Tensor, logvar: Tensor, lam: float = 1.0,
-                   g_loss: str = "nonsaturating"):
+                   g_loss: str = "nonsaturating", kl_reduction: str = "batchmean"):
     """L_G = adversarial term + lam * KL(N(mu, exp(logvar)) || N(0, I)).
 
     Args:
@@ -282,6 +284,7 @@ def generator_loss(fake_logits: Tensor, mu: Tensor, logvar: Tensor, lam: float =
         mu, logvar: the conditioning augmentation's outputs.
         lam: weight of the KL regulariser.
         g_loss: "minimax" (mean log(1 - D(G))) or "nonsaturating" (-mean log D(G)).
+        kl_reduction: "batchmean" (the KL per sample) or "mean" (per element), see ``F.kl_normal``.
 
     Returns:
         (loss, kl): the total and the KL term alone.
@@ -293,7 +296,9 @@ def generator_loss(fake_logits: Tensor, mu: Tensor, logvar: Tensor, lam: float =
         adversarial = -F.binary_cross_entropy_with_logits(fake_logits, zeros(n, device=fake_logits.device))
     else:
         adversarial = F.binary_cross_entropy_with_logits(fake_logits, ones(n, device=fake_logits.device))
-    kl = F.kl_normal(mu, logvar)
+    if kl_reduction not in ("batchmean", "mean"):
+        raise ValueError(f"generator_loss: kl_reduction must be 'batchmean' or 'mean', got {kl_reduction!r}")
+    kl = F.kl_normal(mu, logvar, reduction=kl_reduction)
     return adversarial + kl * float(lam), kl
 
 
@@ -399,7 +404,7 @@ def _stage_fakes(stage, G, G0, z, phi):
 
 def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=None, G0=None,
                  progress=True, resume=False, g_loss="nonsaturating", mismatch=False, betas=(0.5, 0.999),
-                 sample_phi=None, n_samples=16, sample_seed=0) -> dict:
+                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0) -> dict:
     """Train one StackGAN stage; returns the per-epoch history ``{column: [values]}``.
 
     Args:
@@ -416,6 +421,7 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         progress: print one summary line per epoch (stderr).
         resume: continue from ``out``'s checkpoint when there is one (bit-exactly).
         g_loss: "nonsaturating" (default) or "minimax". mismatch: add the wrong-caption term to L_D.
+        kl_reduction: "batchmean" (default, the KL per sample) or "mean" (the authors' code).
         sample_phi: (M, embed_dim) captions for the sample grids (default: the loader dataset's
             first ``n_samples``). sample_seed: seeds the grids' fixed z.
     """
@@ -427,6 +433,8 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         raise ValueError(f"fit_stackgan: epochs must be a non-negative int, got {epochs!r}")
     if g_loss not in G_LOSSES:
         raise ValueError(f"fit_stackgan: g_loss must be one of {G_LOSSES}, got {g_loss!r}")
+    if kl_reduction not in ("batchmean", "mean"):
+        raise ValueError(f"fit_stackgan: kl_reduction must be 'batchmean' or 'mean', got {kl_reduction!r}")
     if resume and out is None:
         raise ValueError("fit_stackgan: resume=True needs out")
     z_dim = z_dim if z_dim is not None else (G if stage == 1 else G0).z_dim
@@ -476,7 +484,7 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
             loss_d.backward()
             opt_d.step()
             opt_g.zero_grad()
-            loss_g, kl = generator_loss(D(fake, phi), mu, logvar, lam, g_loss)
+            loss_g, kl = generator_loss(D(fake, phi), mu, logvar, lam, g_loss, kl_reduction)
             loss_g.backward()
             opt_g.step()
             for name, value in (("loss_d", loss_d.item()), ("loss_g", loss_g.item()), ("kl", kl.item()),
