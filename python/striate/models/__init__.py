@@ -9,12 +9,14 @@
   ``ImageConditionedGenerator``/``ImageConditionedDiscriminator``: GANs (see ``gan.py``).
 - ``StageIGenerator``... ``fit_stackgan``: StackGAN, text to image in two stages
   (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``).
+- ``LAPGAN``: a Laplacian pyramid of GANs (``lapgan.py``).
 - ``finetune`` swaps the classification head and freezes the rest.
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
 from .alexnet import AlexNet, alexnet
 from .gan import (DCDiscriminator, DCGenerator, ImageConditionedDiscriminator, ImageConditionedGenerator,
                   MLPDiscriminator, MLPGenerator, dcgan_layout)
+from .lapgan import LAPGAN, DetailDiscriminator
 from .inception import InceptionBlock, InceptionNet, inception_net
 from .lenet import LeNet5, lenet5
 from .pretrained import LoadReport, finetune, load_pretrained
@@ -35,4 +37,5 @@ __all__ = [
     "ImageConditionedDiscriminator", "dcgan_layout",
     "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
     "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
+    "LAPGAN", "DetailDiscriminator",
 ]
