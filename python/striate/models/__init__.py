@@ -14,6 +14,7 @@
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
 from .alexnet import AlexNet, alexnet
+from .attributes import ShapeAttributeNet
 from .gan import (DCDiscriminator, DCGenerator, ImageConditionedDiscriminator, ImageConditionedGenerator,
                   MLPDiscriminator, MLPGenerator, dcgan_layout)
 from .lapgan import LAPGAN, DetailDiscriminator
@@ -34,7 +35,7 @@ __all__ = [
     "AdaptiveAvgPool2d", "adaptive_avg_pool2d", "LoadReport", "load_pretrained", "finetune",
     "SegNet", "segnet", "UNet", "unet", "unet_output_size",
     "MLPGenerator", "MLPDiscriminator", "DCGenerator", "DCDiscriminator", "ImageConditionedGenerator",
-    "ImageConditionedDiscriminator", "dcgan_layout",
+    "ImageConditionedDiscriminator", "dcgan_layout", "ShapeAttributeNet",
     "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
     "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
     "LAPGAN", "DetailDiscriminator",

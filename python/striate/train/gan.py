@@ -115,7 +115,7 @@ class GANThresholds:
     class_coverage: float = 0.5
 
 
-STEP_COLUMNS = ("step", "epoch", "d_real", "d_fake", "d_fake_g", "d_loss", "g_loss", "g_grad_norm")
+STEP_COLUMNS = ("step", "epoch", "d_real", "d_fake", "d_fake_g", "d_loss", "g_loss", "g_grad_norm", "g_recon")
 MEAN_COLUMNS = STEP_COLUMNS[2:]
 EPOCH_COLUMNS = ("epoch",) + MEAN_COLUMNS + (
     "g_steps", "d_steps", "unused_batches", "diversity", "diversity_real", "diversity_ratio",
@@ -128,7 +128,8 @@ class GANHistory:
     ``steps[column]`` (``STEP_COLUMNS``): ``d_real`` / ``d_fake`` are mean sigmoid(D) on the
     real and generated batches and ``d_loss`` the D loss, averaged over the iteration's k D
     steps; ``d_fake_g`` is mean D(G(z)) at the G step, ``g_loss`` its loss and ``g_grad_norm``
-    the L2 norm of G's whole gradient. ``history[column]`` (``EPOCH_COLUMNS``): the epoch's
+    the L2 norm of G's whole gradient (of the adversarial loss plus any reconstruction term,
+    whose value is ``g_recon``; None without one). ``history[column]`` (``EPOCH_COLUMNS``): the epoch's
     means of those, step counts, the diversity statistics, the classifier's statistics of the
     fixed samples (NaN / None without a classifier) and the ``collapse`` flag.
     """
@@ -149,14 +150,14 @@ class GANHistory:
 
     def add_step(self, row: dict) -> None:
         for column in STEP_COLUMNS:
-            self.steps[column].append(row[column])
+            self.steps[column].append(row.get(column))  # g_recon: None without reconstruction
 
     def add_epoch(self, row: dict) -> None:
         epoch = row["epoch"]
         picked = [i for i, e in enumerate(self.steps["epoch"]) if e == epoch]
         for column in MEAN_COLUMNS:
-            values = [self.steps[column][i] for i in picked]
-            row[column] = float(np.mean(values)) if values else math.nan
+            values = [self.steps[column][i] for i in picked if self.steps[column][i] is not None]
+            row[column] = float(np.mean(values)) if values else (None if column == "g_recon" else math.nan)
         for column in EPOCH_COLUMNS:
             self.data[column].append(row[column])
 
@@ -244,8 +245,12 @@ def generator_loss(logits, loss: str = "nonsaturating"):
     raise ValueError(f"generator_loss: loss must be one of {LOSSES}, got {loss!r}")
 
 
-def _generator_step(G, D, g_opt, m, y, z_dim, conditional, loss, device) -> dict:
-    """One descent step of G with fresh z; D's parameters are frozen (no gradient) and D does not step."""
+def _generator_step(G, D, g_opt, m, y, z_dim, conditional, loss, device, recon=None, x=None) -> dict:
+    """One descent step of G with fresh z; D's parameters are frozen (no gradient) and D does not step.
+
+    recon = (kind, weight) adds ``weight * L(G(z, y), x)`` (L1 or L2, x the real images
+    paired with the conditions y) to G's loss, as in pix2pix.
+    """
     z = randn(m, z_dim, device=device)
     frozen = [p for p in D.parameters() if p.requires_grad]
     _clear_grads(G)
@@ -253,9 +258,15 @@ def _generator_step(G, D, g_opt, m, y, z_dim, conditional, loss, device) -> dict
     for p in frozen:
         p.requires_grad_(False)
     try:
-        logits = _call(D, _call(G, z, y, conditional), y, conditional)
+        fake = _call(G, z, y, conditional)
+        logits = _call(D, fake, y, conditional)
         g_loss = generator_loss(logits, loss)
-        g_loss.backward()
+        total = g_loss
+        if recon is not None:
+            kind, weight = recon
+            recon_loss = (F.l1_loss if kind == "l1" else F.mse_loss)(fake, x)
+            total = g_loss + weight * recon_loss
+        total.backward()
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -263,7 +274,10 @@ def _generator_step(G, D, g_opt, m, y, z_dim, conditional, loss, device) -> dict
                          for p in G.parameters() if p.grad is not None))
     g_opt.step()
     _clear_grads(G)
-    return {"g_loss": float(g_loss.item()), "d_fake_g": _mean_probability(logits), "g_grad_norm": norm}
+    row = {"g_loss": float(g_loss.item()), "d_fake_g": _mean_probability(logits), "g_grad_norm": norm}
+    if recon is not None:
+        row["g_recon"] = float(recon_loss.item())
+    return row
 
 
 # ------------------------------------------------------------------ diagnostics
@@ -314,7 +328,7 @@ def _prepare_batch(batch, preprocess, conditional, device):
     return x, preprocess(y) if _is_image(y) else y
 
 
-def _iteration(G, D, g_opt, d_opt, window, z_dim, conditional, loss, device) -> dict:
+def _iteration(G, D, g_opt, d_opt, window, z_dim, conditional, loss, device, recon=None) -> dict:
     """k D steps, one per batch of window, then one G step sized and conditioned like the last batch."""
     sums = {}
     for x, y in window:
@@ -322,7 +336,7 @@ def _iteration(G, D, g_opt, d_opt, window, z_dim, conditional, loss, device) -> 
             sums[key] = sums.get(key, 0.0) + value
     row = {key: value / len(window) for key, value in sums.items()}
     x, y = window[-1]
-    row.update(_generator_step(G, D, g_opt, x.shape[0], y, z_dim, conditional, loss, device))
+    row.update(_generator_step(G, D, g_opt, x.shape[0], y, z_dim, conditional, loss, device, recon, x))
     return row
 
 
@@ -423,7 +437,7 @@ def _check_arguments(G, loader, z_dim, k, loss, epochs, n_samples, resume, out):
 def fit_gan(G, D, loader, z_dim=None, k=1, loss="nonsaturating", epochs=1, lr=2e-4, betas=(0.5, 0.999),
             g_optimizer=None, d_optimizer=None, preprocess=None, out=None, resume=False, progress=True,
             classifier=None, num_classes=None, n_samples=64, fixed_condition=None, sample_seed=0,
-            thresholds=None, meta=None) -> GANHistory:
+            thresholds=None, meta=None, reconstruction=None, reconstruction_weight=0.0) -> GANHistory:
     """Train a GAN with the paper's alternating updates (see the module docstring).
 
     Args:
@@ -450,12 +464,22 @@ def fit_gan(G, D, loader, z_dim=None, k=1, loss="nonsaturating", epochs=1, lr=2e
         sample_seed: seed of the fixed noise's own generator (striate's stays untouched).
         thresholds: a :class:`GANThresholds` (default thresholds when None).
         meta: plain values stored in every checkpoint under ``"meta"``.
+        reconstruction: ``None``, ``"l1"`` or ``"l2"``: for an image-conditioned G whose output
+            is paired with the real x of its conditions (super-resolution), G's loss gains
+            ``reconstruction_weight * L(G(z, y), x)`` (pix2pix's L1 term); recorded as ``g_recon``.
+        reconstruction_weight: the weight of that term.
 
     Returns:
         The :class:`GANHistory` (restored epochs included).
     """
     z_dim = _check_arguments(G, loader, z_dim, k, loss, epochs, n_samples, resume, out)
     thresholds = thresholds or GANThresholds()
+    if reconstruction not in (None, "l1", "l2"):
+        raise ValueError(f"fit_gan: reconstruction must be None, 'l1' or 'l2', got {reconstruction!r}")
+    if reconstruction is not None and not reconstruction_weight > 0:
+        raise ValueError(f"fit_gan: reconstruction_weight must be > 0 with reconstruction, "
+                         f"got {reconstruction_weight!r}")
+    recon = (reconstruction, float(reconstruction_weight)) if reconstruction is not None else None
     preprocess = preprocess or _default_preprocess
     conditional = bool(getattr(G, "conditional", False))
     num_classes = num_classes if num_classes is not None else getattr(G, "num_classes", None)
@@ -490,7 +514,7 @@ def fit_gan(G, D, loader, z_dim=None, k=1, loss="nonsaturating", epochs=1, lr=2e
                     bar.update(1)
                 if len(window) < k:
                     continue
-                row = _iteration(G, D, g_opt, d_opt, window, z_dim, conditional, loss, device)
+                row = _iteration(G, D, g_opt, d_opt, window, z_dim, conditional, loss, device, recon)
                 row.update(step=len(history.steps["step"]) + 1, epoch=epoch)
                 history.add_step(row)
                 _track_streaks(history, row, thresholds)

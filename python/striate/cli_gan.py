@@ -1,0 +1,345 @@
+"""The generative half of the ``striate`` command line: GAN training tasks and ``striate sample``.
+
+    striate train --task gan|cgan|superres|lapgan --data mnist5k --epochs N --out runs/x
+    striate train --task stackgan --data shapes --epochs N --out runs/x
+    striate sample --checkpoint runs/x --n 64 --out grid.png [--label 7] [--caption "a red circle"]
+
+Every task trains through the library (:func:`striate.train.fit_gan`,
+:meth:`striate.models.LAPGAN.fit`, :func:`striate.models.stackgan.fit_stackgan`),
+which write per-epoch sample grids, loss curves and resumable checkpoints in the
+run folder. At the end the task writes ``generator.safetensors``: the trained
+generator(s) with the settings needed to rebuild them under ``"meta"``; that is
+what ``striate sample`` reads (give it the file or the run folder).
+
+Images: MNIST5k digits (28x28, 4,000 train / 1,000 held-out test) and
+single-shape ``Shapes`` (32x32, captions). ``superres`` learns 14 -> 28
+(2x2 box-downsampled digits back to full size) and reports the held-out PSNR of
+its output next to bicubic (Pillow) and ``pyr_up`` upsampling.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+GAN_TASKS = ("gan", "cgan", "superres", "lapgan", "stackgan")
+GAN_DATA = {"gan": ("mnist5k",), "cgan": ("mnist5k",), "superres": ("mnist5k",), "lapgan": ("mnist5k",),
+            "stackgan": ("shapes",)}
+GAN_MODELS = {"gan": ("dcgan", "mlp"), "cgan": ("dcgan", "mlp"), "superres": ("imagecond",),
+              "lapgan": ("lapgan",), "stackgan": ("stackgan",)}
+# Defaults tuned for the 2-core CPU (each run well under 15 minutes).
+GAN_DEFAULTS = {"gan": {"epochs": 20, "batch_size": 64, "lr": 2e-4},
+                "cgan": {"epochs": 20, "batch_size": 64, "lr": 2e-4},
+                "superres": {"epochs": 10, "batch_size": 64, "lr": 2e-4},
+                "lapgan": {"epochs": 15, "batch_size": 64, "lr": 2e-4},
+                "stackgan": {"epochs": 30, "batch_size": 64, "lr": 2e-4}}
+Z_DIM = {"gan": 64, "cgan": 64, "superres": 16, "lapgan": 32, "stackgan": 32}
+DCGAN_BASE = 32
+SUPERRES_RECON_WEIGHT = 10.0
+STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM = 4000, 128, 16
+GENERATOR_FILE = "generator.safetensors"
+
+
+def add_train_options(parser) -> None:
+    """Options only the GAN tasks read (``striate train``)."""
+    group = parser.add_argument_group("GAN tasks (gan, cgan, superres, lapgan, stackgan)")
+    group.add_argument("--k", type=int, default=1, help="discriminator steps per generator step (default 1)")
+    group.add_argument("--loss", choices=("nonsaturating", "minimax"), default="nonsaturating",
+                       help="generator loss (default nonsaturating)")
+    group.add_argument("--z-dim", type=int, default=None, help="noise length (default per task)")
+    group.add_argument("--classifier", default=None,
+                       help="digits.safetensors of experiments/gan_classifiers.py: record the class "
+                       "histogram of the samples per epoch (mode-collapse check)")
+
+
+def add_sample_parser(commands) -> None:
+    sample = commands.add_parser("sample", help="draw samples from a trained generator into a PNG grid")
+    sample.add_argument("--checkpoint", required=True,
+                        help=f"a run folder or its {GENERATOR_FILE} (written by striate train --task gan|...)")
+    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--out", default="samples.png", help="the PNG grid (default samples.png)")
+    sample.add_argument("--label", type=int, default=None, help="cgan: the class to draw (default: all, cycled)")
+    sample.add_argument("--caption", default=None, help='stackgan: the text, e.g. "a red triangle"')
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    sample.add_argument("--nrow", type=int, default=8, help="images per row (default 8)")
+
+
+# ------------------------------------------------------------------------------ data
+def mnist_images(train: bool, limit=None, seed: int = 0):
+    """(images (N, 1, 28, 28) in [0, 1], labels) of MNIST5k as Tensors; limit picks a fixed subset."""
+    from .data import MNIST5k
+
+    data = MNIST5k(train=train)
+    pick = np.arange(len(data))
+    if limit is not None and limit < len(data):
+        pick = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
+    return data.get_batch(pick.astype(np.int64))
+
+
+def downsample(images):
+    """The 2x box downsampling that makes super-resolution's low-resolution inputs."""
+    from .nn import functional as F
+
+    return F.avg_pool2d(images, 2)
+
+
+# ------------------------------------------------------------------------------ models
+def build_generator(meta: dict):
+    """The generator a run's ``meta`` describes (untrained)."""
+    from . import models
+
+    task, z = meta["task"], meta["z_dim"]
+    if task in ("gan", "cgan"):
+        classes = 10 if task == "cgan" else None
+        if meta["model"] == "mlp":
+            return models.MLPGenerator(z, (1, 28, 28), num_classes=classes)
+        return models.DCGenerator(z, 1, 28, base=meta.get("base", DCGAN_BASE), num_classes=classes)
+    if task == "superres":
+        return models.ImageConditionedGenerator(z, 1, scale=2, base=meta.get("base", 32), residual=True)
+    if task == "lapgan":
+        return models.LAPGAN(levels=3, channels=1, size=28, z_dim=z)
+    if task == "stackgan":
+        from .models.stackgan import StageIGenerator, StageIIGenerator
+
+        return (StageIGenerator(z, STACKGAN_EMBED, STACKGAN_C_DIM),
+                StageIIGenerator(STACKGAN_EMBED, STACKGAN_C_DIM))
+    raise ValueError(f"unknown GAN task {task!r}; expected one of {GAN_TASKS}")
+
+
+def _build_discriminator(meta: dict):
+    from . import models
+
+    task = meta["task"]
+    classes = 10 if task == "cgan" else None
+    if meta["model"] == "mlp":
+        return models.MLPDiscriminator((1, 28, 28), num_classes=classes)
+    if task in ("gan", "cgan"):
+        return models.DCDiscriminator(1, 28, base=meta.get("base", DCGAN_BASE), num_classes=classes)
+    return models.ImageConditionedDiscriminator(1, base=meta.get("base", 32))
+
+
+def _load_classifier(path):
+    if path is None:
+        return None
+    import striate as st
+    from . import models
+
+    model = models.lenet5()
+    model.load_state_dict(st.load(path))
+    return model.eval()
+
+
+def _save_generator(out, meta, state) -> str:
+    import striate as st
+
+    path = os.path.join(out, GENERATOR_FILE)
+    st.save({"meta": meta, "state": state}, path)
+    return path
+
+
+def load_generator(checkpoint):
+    """(generator, meta) from a run folder or its ``generator.safetensors``; stackgan gives (G0, G1)."""
+    import striate as st
+
+    path = os.path.join(checkpoint, GENERATOR_FILE) if os.path.isdir(checkpoint) else checkpoint
+    if not os.path.isfile(path):
+        raise SystemExit(f"striate sample: {path} does not exist; train with "
+                         f"`striate train --task gan|cgan|superres|lapgan|stackgan --out <run folder>` first")
+    saved = st.load(path)
+    meta = saved["meta"]
+    model = build_generator(meta)
+    if meta["task"] == "stackgan":
+        model[0].load_state_dict(saved["state"]["G0"])
+        model[1].load_state_dict(saved["state"]["G1"])
+        for g in model:
+            g.eval()
+    else:
+        model.load_state_dict(saved["state"])
+        model.eval()
+    return model, meta
+
+
+# ------------------------------------------------------------------------------ training
+def run(args) -> dict:
+    """Train the GAN task args name; returns the figures printed at the end."""
+    import striate as st
+
+    defaults = GAN_DEFAULTS[args.task]
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.model = args.model or GAN_MODELS[args.task][0]
+    args.data = args.data or GAN_DATA[args.task][0]
+    if args.model not in GAN_MODELS[args.task]:
+        raise SystemExit(f"striate train: --model {args.model} is not a {args.task} model; "
+                         f"choose from {', '.join(GAN_MODELS[args.task])}")
+    if args.data not in GAN_DATA[args.task]:
+        raise SystemExit(f"striate train: --data {args.data} is not a {args.task} dataset; "
+                         f"choose from {', '.join(GAN_DATA[args.task])}")
+    if args.k < 1:
+        raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
+    if args.threads is not None:
+        st.set_num_threads(args.threads)
+    st.manual_seed(args.seed)
+    meta = {"task": args.task, "model": args.model, "data": args.data, "z_dim": args.z_dim or Z_DIM[args.task],
+            "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "k": args.k,
+            "loss": args.loss, "seed": args.seed, "limit": args.limit}
+    os.makedirs(args.out, exist_ok=True)
+    print(f"training {args.task} ({args.model}) on {args.data}: {args.epochs} epochs, batch {args.batch_size}, "
+          f"Adam lr {args.lr:g}, k {args.k}, {args.loss} loss, z {meta['z_dim']}, "
+          f"{st.get_num_threads()} threads", flush=True)
+    began = time.perf_counter()
+    result = {"lapgan": _train_lapgan, "stackgan": _train_stackgan}.get(args.task, _train_fit_gan)(args, meta)
+    result["seconds"] = round(time.perf_counter() - began, 1)
+    print(f"training took {result['seconds']:.1f} s; wrote {args.out}/ ({GENERATOR_FILE}, samples.png, "
+          f"losses.png, ...)", flush=True)
+    for key, value in result.items():
+        if key != "seconds":
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return result
+
+
+def _train_fit_gan(args, meta) -> dict:
+    from .data import DataLoader, TensorDataset
+    from .train import fit_gan
+
+    images, labels = mnist_images(True, args.limit, args.seed)
+    G, D = build_generator(meta), _build_discriminator(meta)
+    if args.task == "superres":
+        dataset = TensorDataset(images, downsample(images))
+        extra = {"reconstruction": "l1", "reconstruction_weight": SUPERRES_RECON_WEIGHT}
+    else:
+        dataset = TensorDataset(images, labels)
+        extra = {}
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
+    history = fit_gan(G, D, loader, k=args.k, loss=args.loss, epochs=args.epochs, lr=args.lr, out=args.out,
+                      resume=args.resume, progress=args.progress, classifier=_load_classifier(args.classifier),
+                      num_classes=10 if args.classifier else None, meta=meta, **extra)
+    history.save(args.out)
+    _save_generator(args.out, meta, G.state_dict())
+    result = {"d_real": history["d_real"][-1], "d_fake": history["d_fake"][-1],
+              "diversity_ratio": history["diversity_ratio"][-1]}
+    if args.task == "superres":
+        result.update(superres_psnr(G))
+    return result
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over images of 10 log10(1 / MSE), images in [0, 1]."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+
+
+def bicubic_upsample(low: np.ndarray, size: int) -> np.ndarray:
+    """Pillow's bicubic resize of (N, 1, h, w) float images to (N, 1, size, size), clipped to [0, 1]."""
+    from PIL import Image
+
+    out = np.stack([np.asarray(Image.fromarray(img[0].astype(np.float32), mode="F")
+                               .resize((size, size), Image.BICUBIC)) for img in low])[:, None]
+    return np.clip(out, 0.0, 1.0)
+
+
+def superres_psnr(G, seed: int = 0) -> dict:
+    """Held-out PSNR (dB) of G's 2x output against bicubic and pyr_up from the same 14x14 inputs."""
+    import striate as st
+    from .nn import functional as F
+
+    images, _ = mnist_images(False)
+    low = downsample(images)
+    G.eval()
+    rng = np.random.default_rng(seed)
+    with st.no_grad():
+        z = st.tensor(rng.standard_normal((low.shape[0], G.z_dim)).astype(np.float32))
+        fake = (G(z, low * 2 - 1).numpy() + 1) / 2
+        pyr = F.pyr_up(low, output_size=(28, 28)).numpy()
+    truth = images.numpy()
+    return {"psnr_gan": psnr(np.clip(fake, 0, 1), truth),
+            "psnr_bicubic": psnr(bicubic_upsample(low.numpy(), 28), truth),
+            "psnr_pyr_up": psnr(np.clip(pyr, 0, 1), truth)}
+
+
+def _train_lapgan(args, meta) -> dict:
+    from . import models
+
+    images, _ = mnist_images(True, args.limit, args.seed)
+    lap = build_generator(meta)
+    histories = lap.fit(images, args.epochs, out=args.out, batch_size=args.batch_size, lr=args.lr,
+                        progress=args.progress, resume=args.resume, k=args.k, loss=args.loss, meta=meta)
+    _save_generator(args.out, meta, lap.state_dict())
+    samples = lap.sample(64)
+    from .train import save_image_grid
+
+    save_image_grid(samples, os.path.join(args.out, "samples.png"), nrow=8)
+    assert isinstance(lap, models.LAPGAN)
+    return {f"level{k}_d_real": h["d_real"][-1] for k, h in sorted(histories.items())}
+
+
+def _train_stackgan(args, meta) -> dict:
+    from .data import DataLoader, TensorDataset
+    from .models.stackgan import (StageIDiscriminator, StageIIDiscriminator, fit_stackgan, shapes_text_data,
+                                  stackgan_sample)
+    from .text import HashingTextEncoder
+    from .train import save_image_grid
+
+    encoder = HashingTextEncoder(STACKGAN_EMBED)
+    data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed)
+    G0, G1 = build_generator(meta)
+    stage_epochs = max(1, args.epochs // 2)
+    fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED),
+                 DataLoader(TensorDataset(data.small, data.phi), args.batch_size, shuffle=True), stage_epochs,
+                 lr=args.lr, out=os.path.join(args.out, "stage1"), progress=args.progress, resume=args.resume)
+    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED),
+                 DataLoader(TensorDataset(data.large, data.phi), args.batch_size, shuffle=True), stage_epochs,
+                 lr=args.lr, out=os.path.join(args.out, "stage2"), G0=G0, progress=args.progress,
+                 resume=args.resume)
+    _save_generator(args.out, meta, {"G0": G0.state_dict(), "G1": G1.state_dict()})
+    captions = list(data.captions[:32])
+    s0, s1 = stackgan_sample(G0, G1, encoder, captions)
+    save_image_grid(s0, os.path.join(args.out, "samples_stage1.png"), nrow=8)
+    save_image_grid(s1, os.path.join(args.out, "samples.png"), nrow=8)
+    return {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1])}
+
+
+# ------------------------------------------------------------------------------ sampling
+def sample(args) -> str:
+    """Write a grid of args.n samples from a trained generator to args.out; returns the path."""
+    import striate as st
+    from .train import save_image_grid
+
+    if args.n < 1:
+        raise SystemExit(f"striate sample: --n must be at least 1, got {args.n}")
+    model, meta = load_generator(args.checkpoint)
+    task = meta["task"]
+    if args.label is not None and task != "cgan":
+        raise SystemExit(f"striate sample: --label needs a cgan generator, {args.checkpoint} is {task}")
+    if args.caption is not None and task != "stackgan":
+        raise SystemExit(f"striate sample: --caption needs a stackgan generator, {args.checkpoint} is {task}")
+    if args.label is not None and not 0 <= args.label < 10:
+        raise SystemExit(f"striate sample: --label must be a digit 0..9, got {args.label}")
+    rng = np.random.default_rng(args.seed)
+    st.manual_seed(args.seed)
+    with st.no_grad():
+        if task == "lapgan":
+            images = model.sample(args.n)
+        elif task == "stackgan":
+            from .models.stackgan import stackgan_sample
+            from .text import HashingTextEncoder
+
+            caption = args.caption or "a red circle in the centre"
+            z = st.tensor(rng.standard_normal((args.n, model[0].z_dim)).astype(np.float32))
+            images = stackgan_sample(model[0], model[1], HashingTextEncoder(STACKGAN_EMBED),
+                                     [caption] * args.n, z=z)[1]
+        else:
+            z = st.tensor(rng.standard_normal((args.n, model.z_dim)).astype(np.float32))
+            if task == "gan":
+                images = model(z)
+            elif task == "cgan":
+                labels = (np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10)
+                images = model(z, st.tensor(labels.astype(np.int64)))
+            else:  # superres: upsample held-out test digits
+                truth, _ = mnist_images(False)
+                images = model(z, downsample(truth[:args.n]) * 2 - 1)
+    save_image_grid(images, args.out, nrow=args.nrow)
+    print(f"wrote {args.n} {task} samples to {args.out}")
+    return args.out

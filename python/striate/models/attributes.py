@@ -1,0 +1,40 @@
+"""``ShapeAttributeNet``: an independent classifier of a shape's kind and colour, for judging samples.
+
+The GAN acceptance checks ask whether generated ``Shapes`` images show the shape and
+colour their caption names. This small CNN, trained on real single-shape ``Shapes``
+images (``experiments/gan_classifiers.py``), answers that: it has one trunk and two
+heads, ``kind`` (ellipse, rectangle, triangle) and ``colour`` (the seven ``Shapes``
+colours), each returning logits. Inputs are (N, 3, S, S) images in [0, 1] with S a
+multiple of 4 (32 for Stage-II samples; Stage-I samples are upsampled first).
+"""
+from __future__ import annotations
+
+from .. import nn
+from ..data.shapes import COLOURS, KINDS
+from ._layers import AdaptiveAvgPool2d
+
+__all__ = ["ShapeAttributeNet"]
+
+
+class ShapeAttributeNet(nn.Module):
+    """conv-BN-ReLU blocks with two poolings, global average pooling, then two linear heads."""
+
+    kinds = KINDS
+    colours = tuple(COLOURS)
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
+            AdaptiveAvgPool2d(1), nn.Flatten())
+        self.kind = nn.Linear(2 * w, len(KINDS))
+        self.colour = nn.Linear(2 * w, len(COLOURS))
+
+    def forward(self, x):
+        """(kind logits (N, 3), colour logits (N, 7))."""
+        h = self.features(x)
+        return self.kind(h), self.colour(h)
