@@ -4,6 +4,9 @@
     striate train --task stackgan --data shapes --epochs N --out runs/x
     striate sample --checkpoint runs/x --n 64 --out grid.png [--label 7] [--caption "a red circle"]
 
+``sample`` for superres draws the first n held-out test digits: the grid holds the
+14x14 inputs (nearest-upsampled), then the 28x28 outputs, then the originals.
+
 Every task trains through the library (:func:`striate.train.fit_gan`,
 :meth:`striate.models.LAPGAN.fit`, :func:`striate.models.stackgan.fit_stackgan`),
 which write per-epoch sample grids, loss curves and resumable checkpoints in the
@@ -19,9 +22,13 @@ its output next to bicubic (Pillow) and ``pyr_up`` upsampling.
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 
 import numpy as np
+
+from .train.gan import GANWarning
 
 GAN_TASKS = ("gan", "cgan", "superres", "lapgan", "stackgan")
 GAN_DATA = {"gan": ("mnist5k",), "cgan": ("mnist5k",), "superres": ("mnist5k",), "lapgan": ("mnist5k",),
@@ -63,6 +70,7 @@ def add_sample_parser(commands) -> None:
     sample.add_argument("--caption", default=None, help='stackgan: the text, e.g. "a red triangle"')
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sample.add_argument("--nrow", type=int, default=8, help="images per row (default 8)")
+    sample.add_argument("--scale", type=int, default=2, help="integer enlargement of each image (default 2)")
 
 
 # ------------------------------------------------------------------------------ data
@@ -190,7 +198,11 @@ def run(args) -> dict:
           f"Adam lr {args.lr:g}, k {args.k}, {args.loss} loss, z {meta['z_dim']}, "
           f"{st.get_num_threads()} threads", flush=True)
     began = time.perf_counter()
-    result = {"lapgan": _train_lapgan, "stackgan": _train_stackgan}.get(args.task, _train_fit_gan)(args, meta)
+    train = {"lapgan": _train_lapgan, "stackgan": _train_stackgan}.get(args.task, _train_fit_gan)
+    with warnings.catch_warnings():  # diagnostics are reported as one line each, never raised
+        warnings.simplefilter("always", GANWarning)
+        warnings.showwarning = _show_warning
+        result = train(args, meta)
     result["seconds"] = round(time.perf_counter() - began, 1)
     print(f"training took {result['seconds']:.1f} s; wrote {args.out}/ ({GENERATOR_FILE}, samples.png, "
           f"losses.png, ...)", flush=True)
@@ -198,6 +210,10 @@ def run(args) -> dict:
         if key != "seconds":
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return result
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning ({category.__name__}): {message}", file=sys.stderr, flush=True)
 
 
 def _train_fit_gan(args, meta) -> dict:
@@ -337,9 +353,13 @@ def sample(args) -> str:
             elif task == "cgan":
                 labels = (np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10)
                 images = model(z, st.tensor(labels.astype(np.int64)))
-            else:  # superres: upsample held-out test digits
-                truth, _ = mnist_images(False)
-                images = model(z, downsample(truth[:args.n]) * 2 - 1)
-    save_image_grid(images, args.out, nrow=args.nrow)
+            else:  # superres: held-out test digits; rows of inputs, outputs, then the originals
+                from .nn import functional as F
+                from .tensor import cat
+
+                truth = mnist_images(False)[0][:args.n] * 2 - 1
+                low = downsample(truth)
+                images = cat([F.interpolate(low, scale_factor=2, mode="nearest"), model(z, low), truth])
+    save_image_grid(images, args.out, nrow=args.nrow, scale=args.scale)
     print(f"wrote {args.n} {task} samples to {args.out}")
     return args.out

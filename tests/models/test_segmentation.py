@@ -47,21 +47,22 @@ def _torch_twins(torch):
                 x = block(self.unpool(x, i, output_size=size))
             return self.classifier(x)
 
-    def double_conv(c_in, c_out, padding):
-        return tnn.Sequential(tnn.Conv2d(c_in, c_out, 3, padding=padding), tnn.ReLU(),
-                              tnn.Conv2d(c_out, c_out, 3, padding=padding), tnn.ReLU())
+    def double_conv(c_in, c_out, padding, bn=False):
+        norm = (lambda: [tnn.BatchNorm2d(c_out)]) if bn else (lambda: [])
+        return tnn.Sequential(tnn.Conv2d(c_in, c_out, 3, padding=padding), *norm(), tnn.ReLU(),
+                              tnn.Conv2d(c_out, c_out, 3, padding=padding), *norm(), tnn.ReLU())
 
     class UNet(tnn.Module):
-        def __init__(self, in_channels, num_classes, depth, base, valid):
+        def __init__(self, in_channels, num_classes, depth, base, valid, bn=False):
             super().__init__()
             pad, ch = 0 if valid else 1, [base * 2 ** i for i in range(depth + 1)]
             self.valid = valid
-            self.down = tnn.ModuleList([double_conv(a, b, pad)
+            self.down = tnn.ModuleList([double_conv(a, b, pad, bn)
                                         for a, b in zip([in_channels] + ch[:depth - 1], ch[:depth])])
             self.pool = tnn.MaxPool2d(2)
-            self.bottleneck = double_conv(ch[depth - 1], ch[depth], pad)
+            self.bottleneck = double_conv(ch[depth - 1], ch[depth], pad, bn)
             self.up = tnn.ModuleList([tnn.ConvTranspose2d(c, c // 2, 2, stride=2) for c in ch[::-1][:-1]])
-            self.decode = tnn.ModuleList([double_conv(c, c // 2, pad) for c in ch[::-1][:-1]])
+            self.decode = tnn.ModuleList([double_conv(c, c // 2, pad, bn) for c in ch[::-1][:-1]])
             self.classifier = tnn.Conv2d(base, num_classes, 1)
 
         def forward(self, x):
@@ -169,6 +170,18 @@ def test_unet_matches_torch(torch, valid, size):
     _, UNet = _torch_twins(torch)
     _check_parity(torch, models.unet(3, 4, depth=2, base=8, valid=valid), UNet(3, 4, 2, 8, valid),
                   (1, 3, size, size), True)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_unet_with_batch_norm_matches_torch(torch, train):
+    torch.manual_seed(0)
+    _, UNet = _torch_twins(torch)
+    twin = UNet(3, 4, 2, 8, False, bn=True)
+    for m in twin.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    _check_parity(torch, models.unet(3, 4, depth=2, base=8, batch_norm=True), twin, (2, 3, 16, 16), train)
 
 
 def test_unet_sizes():

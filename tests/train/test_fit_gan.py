@@ -323,3 +323,30 @@ def test_unconditional_mlp_on_plain_batches():
 
     history = fit_gan(G, D, Images(), progress=False, thresholds=QUIET, n_samples=4)
     assert history["g_steps"] == [3] and history["class_histogram"] == [None]
+
+
+@pytest.mark.filterwarnings("ignore::striate.train.gan.GANWarning")
+def test_reconstruction_term_is_added_and_recorded():
+    import striate as st
+    from striate import models
+    from striate.data import DataLoader, TensorDataset
+    from striate.train import fit_gan
+
+    st.manual_seed(0)
+    rng = np.random.default_rng(0)
+    high = st.tensor(rng.random((32, 1, 8, 8)).astype(np.float32))
+    low = st.tensor(high.numpy().reshape(32, 1, 4, 2, 4, 2).mean(axis=(3, 5)))
+    G = models.ImageConditionedGenerator(4, 1, scale=2, base=4, depth=2, residual=True)
+    D = models.ImageConditionedDiscriminator(1, base=4, depth=1)
+    loader = DataLoader(TensorDataset(high, low), batch_size=8)
+    history = fit_gan(G, D, loader, epochs=3, lr=1e-2, progress=False, n_samples=4,
+                      reconstruction="l1", reconstruction_weight=10.0, thresholds=None)
+    recon = history.steps["g_recon"]
+    assert len(recon) == 12 and all(r is not None for r in recon)
+    assert np.mean(recon[-4:]) < np.mean(recon[:4])
+    plain = fit_gan(G, D, loader, epochs=1, progress=False, n_samples=4)
+    assert plain.steps["g_recon"] == [None] * 4
+    for kwargs, message in (({"reconstruction": "l3", "reconstruction_weight": 1.0}, "reconstruction must"),
+                            ({"reconstruction": "l1"}, "reconstruction_weight must")):
+        with pytest.raises(ValueError, match=message):
+            fit_gan(G, D, loader, epochs=1, progress=False, **kwargs)

@@ -1,0 +1,157 @@
+"""Measure the sample quality of trained GAN runs with the independent classifiers.
+
+Reads the run folders written by ``striate train --task gan|cgan|lapgan|stackgan|superres``
+(their ``generator.safetensors``) and the classifiers of ``experiments/gan_classifiers.py``,
+and reports the issue's acceptance figures:
+
+- gan, lapgan: over 1,000 samples, the digit classifier's class histogram, the largest
+  class share, the classes present and the mean max-softmax confidence;
+- cgan: for each label y, 100 samples drawn for y; the fraction classified as y,
+  averaged over the 10 labels;
+- stackgan: for the captions of 1,000 held-out single-shape ``Shapes`` images (seed 11,
+  never seen in training), the fraction of Stage-II samples whose kind and colour the
+  attribute classifier reads as the caption's (also the classifier's own score on the
+  real images of those captions, for reference);
+- superres: held-out PSNR of the generator against bicubic and ``pyr_up``.
+
+Writes experiments/results/gan_quality.{json,md}.
+
+Run: ``python experiments/gan_quality.py --runs runs --classifiers runs/classifiers``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import striate as st
+from striate import cli_gan
+from striate.data import Shapes
+from striate.metrics import sample_class_stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gan_classifiers import attribute_accuracy, load_attribute_classifier, load_digit_classifier  # noqa: E402
+
+N_SAMPLES, PER_LABEL, HELD_OUT = 1000, 100, 1000
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def _to_unit(images) -> np.ndarray:
+    return np.clip((images.numpy() + 1) / 2, 0, 1).astype(np.float32)
+
+
+def _noise(n, dim, seed):
+    return st.tensor(np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32))
+
+
+def _class_stats(digits, images) -> dict:
+    stats = sample_class_stats(digits, st.tensor(images), 10)
+    return {"histogram": [int(c) for c in stats["histogram"]], "max_share": float(stats["max_share"]),
+            "classes_present": int(stats["classes_present"]),
+            "mean_confidence": float(stats["mean_confidence"])}
+
+
+def judge_gan(G, meta, digits, seed=0) -> dict:
+    with st.no_grad():
+        if meta["task"] == "lapgan":
+            st.manual_seed(seed)
+            images = G.sample(N_SAMPLES)
+        else:
+            images = G(_noise(N_SAMPLES, G.z_dim, seed))
+    return _class_stats(digits, _to_unit(images))
+
+
+def judge_cgan(G, digits, seed=0) -> dict:
+    per_label = []
+    for y in range(10):
+        with st.no_grad():
+            images = G(_noise(PER_LABEL, G.z_dim, seed + y), st.tensor(np.full(PER_LABEL, y, np.int64)))
+            pred = digits(st.tensor(_to_unit(images))).numpy().argmax(1)
+        per_label.append(float((pred == y).mean()))
+    return {"per_label": per_label, "mean_agreement": float(np.mean(per_label))}
+
+
+def judge_stackgan(G, attributes, seed=0) -> dict:
+    from striate.models.stackgan import stackgan_sample
+    from striate.text import HashingTextEncoder
+
+    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)
+    captions = [data.caption(i) for i in range(HELD_OUT)]
+    attrs = [data.attributes(i)[0] for i in range(HELD_OUT)]
+    kinds = np.array([Shapes.class_names.index(a["kind"]) - 1 for a in attrs])
+    colours = np.array([list(Shapes.colours).index(a["colour"]) for a in attrs])
+    encoder = HashingTextEncoder(cli_gan.STACKGAN_EMBED)
+    s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(HELD_OUT, G[0].z_dim, seed))
+    fake = attribute_accuracy(attributes, _to_unit(s1), kinds, colours)
+    real = attribute_accuracy(attributes, np.stack([data[i][0].numpy() for i in range(HELD_OUT)]), kinds, colours)
+    return {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1]),
+            "samples": fake, "real_images": real, "examples": captions[:8]}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs", help="folder holding the run folders gan, cgan, ...")
+    parser.add_argument("--classifiers", default="runs/classifiers")
+    parser.add_argument("--tasks", default=",".join(cli_gan.GAN_TASKS))
+    args = parser.parse_args(argv)
+    digits = load_digit_classifier(args.classifiers)
+    report = {}
+    results_path = OUT / "gan_quality.json"
+    if results_path.is_file():
+        report = json.loads(results_path.read_text())
+    for task in args.tasks.split(","):
+        folder = os.path.join(args.runs, task)
+        if not os.path.isfile(os.path.join(folder, cli_gan.GENERATOR_FILE)):
+            print(f"{task}: no run in {folder}, skipped")
+            continue
+        G, meta = cli_gan.load_generator(folder)
+        if task in ("gan", "lapgan"):
+            result = judge_gan(G, meta, digits)
+        elif task == "cgan":
+            result = judge_cgan(G, digits)
+        elif task == "stackgan":
+            result = judge_stackgan(G, load_attribute_classifier(args.classifiers))
+        else:
+            result = cli_gan.superres_psnr(G)
+        result["meta"] = meta
+        report[task] = result
+        print(f"{task}: {json.dumps({k: v for k, v in result.items() if k != 'meta'})}", flush=True)
+    OUT.mkdir(exist_ok=True)
+    results_path.write_text(json.dumps(report, indent=1) + "\n")
+    (OUT / "gan_quality.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = ["# GAN sample quality (experiments/gan_quality.py)", "",
+             "| run | criterion | measured | target |", "|---|---|---|---|"]
+    for task in ("gan", "lapgan"):
+        if task in report:
+            r = report[task]
+            lines.append(f"| {task} | classes present / largest share / mean confidence (1,000 samples) | "
+                         f"{r['classes_present']} / {r['max_share']:.3f} / {r['mean_confidence']:.3f} | "
+                         f"10 / ≤ 0.25 / ≥ 0.8 |")
+    if "cgan" in report:
+        r = report["cgan"]
+        lines.append(f"| cgan | samples for y classified as y (mean of 10 labels) | {r['mean_agreement']:.3f} | "
+                     f"≥ 0.8 |")
+    if "stackgan" in report:
+        r = report["stackgan"]
+        lines.append(f"| stackgan | Stage-II samples with the caption's kind and colour | "
+                     f"{r['samples']['both_accuracy']:.3f} (kind {r['samples']['kind_accuracy']:.3f}, colour "
+                     f"{r['samples']['colour_accuracy']:.3f}; real images {r['real_images']['both_accuracy']:.3f})"
+                     f" | ≥ 0.7 |")
+        lines.append(f"| stackgan | Stage-II / Stage-I side | {r['stage2_size']} / {r['stage1_size']} | 2x |")
+    if "superres" in report:
+        r = report["superres"]
+        lines.append(f"| superres | held-out PSNR (dB): GAN / bicubic / pyr_up | {r['psnr_gan']:.2f} / "
+                     f"{r['psnr_bicubic']:.2f} / {r['psnr_pyr_up']:.2f} | GAN above both |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
