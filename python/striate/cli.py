@@ -38,7 +38,7 @@ OVERLAY_IMAGES = 8
 GAN_MODEL_NAMES = tuple(sorted({m for names in cli_gan.GAN_MODELS.values() for m in names}))
 # Per-task defaults for the options left unset on the command line.
 TASK_DEFAULTS = {"classify": {"epochs": 5, "batch_size": 64, "schedule": "none"},
-                 "segment": {"epochs": 30, "batch_size": 32, "schedule": "cosine", "lr": 3e-3}}
+                 "segment": {"epochs": 20, "batch_size": 32, "schedule": "cosine", "lr": 3e-3}}
 # The segmentation networks' settings (tuned for 32x32 Shapes on a 2-core CPU).
 SEGMENT_MODELS = {"unet": {"depth": 3, "base": 16, "batch_norm": True}, "segnet": {"depth": 3, "width": 16}}
 AUGMENTATIONS = ("flip", "rotate", "shift", "scale")

@@ -44,7 +44,7 @@ GAN_DEFAULTS = {"gan": {"epochs": 20, "batch_size": 64, "lr": 2e-4},
 Z_DIM = {"gan": 64, "cgan": 64, "superres": 16, "lapgan": 32, "stackgan": 32}
 DCGAN_BASE = 32
 SUPERRES_RECON_WEIGHT = 10.0
-STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM = 4000, 128, 16
+STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM, STACKGAN_LAMBDA = 4000, 128, 16, 2.0
 GENERATOR_FILE = "generator.safetensors"
 
 
@@ -155,7 +155,15 @@ def load_generator(checkpoint):
         raise SystemExit(f"striate sample: {path} does not exist; train with "
                          f"`striate train --task gan|cgan|superres|lapgan|stackgan --out <run folder>` first")
     saved = st.load(path)
-    meta = saved["meta"]
+    meta = saved.get("meta") or {}
+    if meta.get("task") not in GAN_TASKS:
+        raise SystemExit(f"striate sample: {path} was not written by a GAN task of striate train "
+                         f"({', '.join(GAN_TASKS)})")
+    if "state" not in saved and "G" in saved and meta["task"] in ("gan", "cgan", "superres"):
+        # fit_gan's resumable checkpoint (last.safetensors) of a single generator
+        saved = {"state": saved["G"]}
+    if "state" not in saved:
+        raise SystemExit(f"striate sample: {path} holds no generator; use the run folder's {GENERATOR_FILE}")
     model = build_generator(meta)
     if meta["task"] == "stackgan":
         model[0].load_state_dict(saved["state"]["G0"])
@@ -276,18 +284,14 @@ def superres_psnr(G, seed: int = 0) -> dict:
 
 
 def _train_lapgan(args, meta) -> dict:
-    from . import models
+    from .train import save_image_grid
 
     images, _ = mnist_images(True, args.limit, args.seed)
     lap = build_generator(meta)
     histories = lap.fit(images, args.epochs, out=args.out, batch_size=args.batch_size, lr=args.lr,
                         progress=args.progress, resume=args.resume, k=args.k, loss=args.loss, meta=meta)
     _save_generator(args.out, meta, lap.state_dict())
-    samples = lap.sample(64)
-    from .train import save_image_grid
-
-    save_image_grid(samples, os.path.join(args.out, "samples.png"), nrow=8)
-    assert isinstance(lap, models.LAPGAN)
+    save_image_grid(lap.sample(64), os.path.join(args.out, "samples.png"), nrow=8)
     return {f"level{k}_d_real": h["d_real"][-1] for k, h in sorted(histories.items())}
 
 
@@ -302,13 +306,17 @@ def _train_stackgan(args, meta) -> dict:
     data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed)
     G0, G1 = build_generator(meta)
     stage_epochs = max(1, args.epochs // 2)
+    # The authors' KL weighting (lambda 2 on the per-element mean): a batch-mean KL at lambda 1
+    # pulls the conditioning code to N(0, I) and the samples stop depending on the caption.
+    # mismatch: D also learns to reject real images under a wrong caption (matching-aware D).
+    options = {"lr": args.lr, "progress": args.progress, "resume": args.resume, "g_loss": args.loss,
+               "lam": STACKGAN_LAMBDA, "kl_reduction": "mean", "mismatch": True}
     fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED),
                  DataLoader(TensorDataset(data.small, data.phi), args.batch_size, shuffle=True), stage_epochs,
-                 lr=args.lr, out=os.path.join(args.out, "stage1"), progress=args.progress, resume=args.resume)
+                 out=os.path.join(args.out, "stage1"), **options)
     fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED),
                  DataLoader(TensorDataset(data.large, data.phi), args.batch_size, shuffle=True), stage_epochs,
-                 lr=args.lr, out=os.path.join(args.out, "stage2"), G0=G0, progress=args.progress,
-                 resume=args.resume)
+                 out=os.path.join(args.out, "stage2"), G0=G0, **options)
     _save_generator(args.out, meta, {"G0": G0.state_dict(), "G1": G1.state_dict()})
     captions = list(data.captions[:32])
     s0, s1 = stackgan_sample(G0, G1, encoder, captions)

@@ -27,7 +27,7 @@ def test_parser_reads_the_train_command():
     segment = cli.build_parser().parse_args(["train", "--task", "segment", "--model", "segnet"])
     cli._resolve_defaults(segment)
     assert (segment.task, segment.model, segment.data, segment.epochs, segment.schedule) == \
-        ("segment", "segnet", "shapes", 12, "cosine")
+        ("segment", "segnet", "shapes", 20, "cosine")
     plain = cli.build_parser().parse_args(["train"])
     cli._resolve_defaults(plain)
     assert (plain.task, plain.model, plain.data, plain.epochs, plain.batch_size) == \

@@ -68,6 +68,13 @@ def test_sample_options_must_fit_the_generator(tmp_path, capsys):
         cli.main(["sample", "--checkpoint", str(out), "--label", "3"])
     with pytest.raises(SystemExit, match="--caption needs a stackgan"):
         cli.main(["sample", "--checkpoint", str(out), "--caption", "a red circle"])
+    # fit_gan's resumable checkpoint holds the generator too
+    assert cli.main(["sample", "--checkpoint", str(out / "last.safetensors"), "--n", "4",
+                     "--out", str(tmp_path / "from_last.png")]) == 0
+    import striate as st
+    st.save({"meta": {"task": "segment"}, "model": {}}, tmp_path / "other.safetensors")
+    with pytest.raises(SystemExit, match="not written by a GAN task"):
+        cli.main(["sample", "--checkpoint", str(tmp_path / "other.safetensors")])
 
 
 def test_psnr_and_the_upsampling_baselines():
