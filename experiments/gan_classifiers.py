@@ -71,7 +71,8 @@ def train_attribute_classifier(out: str, seed: int = 0, epochs: int = 8) -> dict
     from tqdm import tqdm
 
     st.manual_seed(seed)
-    train = TensorDataset(*[st.tensor(a) for a in shape_attribute_set(SHAPES_TRAIN, seed=10)])
+    images, kinds, colours = shape_attribute_set(SHAPES_TRAIN, seed=10)
+    train = TensorDataset(st.tensor(images), st.tensor(np.stack([kinds, colours], axis=1)))
     test = shape_attribute_set(SHAPES_TEST, seed=11)
     model = models.ShapeAttributeNet()
     opt = optim.Adam(model.parameters(), lr=2e-3)
@@ -79,11 +80,10 @@ def train_attribute_classifier(out: str, seed: int = 0, epochs: int = 8) -> dict
     loader = DataLoader(train, batch_size=64, shuffle=True)
     for epoch in range(1, epochs + 1):
         model.train()
-        for x, kind, colour in tqdm(loader, desc=f"attributes epoch {epoch}/{epochs}", leave=False,
-                                    file=sys.stderr):
+        for x, y in tqdm(loader, desc=f"attributes epoch {epoch}/{epochs}", leave=False, file=sys.stderr):
             opt.zero_grad()
             k, c = model(x)
-            loss = F.cross_entropy(k, kind) + F.cross_entropy(c, colour)
+            loss = F.cross_entropy(k, y[:, 0]) + F.cross_entropy(c, y[:, 1])
             loss.backward()
             opt.step()
         sched.step()

@@ -77,14 +77,13 @@ def judge_cgan(G, digits, seed=0) -> dict:
 
 def judge_stackgan(G, attributes, seed=0) -> dict:
     from striate.models.stackgan import stackgan_sample
-    from striate.text import HashingTextEncoder
 
     data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)
     captions = [data.caption(i) for i in range(HELD_OUT)]
     attrs = [data.attributes(i)[0] for i in range(HELD_OUT)]
     kinds = np.array([Shapes.class_names.index(a["kind"]) - 1 for a in attrs])
     colours = np.array([list(Shapes.colours).index(a["colour"]) for a in attrs])
-    encoder = HashingTextEncoder(cli_gan.STACKGAN_EMBED)
+    encoder = cli_gan.stackgan_encoder()
     s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(HELD_OUT, G[0].z_dim, seed))
     fake = attribute_accuracy(attributes, _to_unit(s1), kinds, colours)
     real = attribute_accuracy(attributes, np.stack([data[i][0].numpy() for i in range(HELD_OUT)]), kinds, colours)

@@ -4,7 +4,11 @@
 lower-cased token and each run of ``n`` consecutive tokens (for ``n`` in the
 ``ngram`` range) is hashed with ``zlib.crc32`` -- stable across processes and
 machines, unlike Python's salted ``hash()`` -- salted with ``seed``. The hash picks
-one of ``dim`` buckets and a sign (+1 or -1); the signed counts are L2-normalised.
+one of ``dim`` buckets and a sign (+1 or -1); the signed counts are L2-normalised,
+then multiplied by ``scale``. A learned layer that reads the embedding (StackGAN's
+conditioning augmentation) moves its output by at most ``lr * sum |phi_i|`` per Adam
+step, so unit-norm rows spread over ~15 n-grams learn slowly; ``scale=sqrt(dim)``
+gives entries of order 1, as a learned embedding table would.
 The encoder has no parameters: the same caption always gives the same vector, and
 captions sharing words get a positive cosine similarity.
 
@@ -36,9 +40,10 @@ class HashingTextEncoder:
         dim: number of hash buckets, the embedding size.
         ngram: ``(min_n, max_n)``, the n-gram lengths used (``(1, 2)``: words and bigrams).
         seed: salts the hash; different seeds give unrelated embeddings.
+        scale: the L2 norm of every (non-empty) row.
     """
 
-    def __init__(self, dim: int = 128, ngram=(1, 2), seed: int = 0):
+    def __init__(self, dim: int = 128, ngram=(1, 2), seed: int = 0, scale: float = 1.0):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"HashingTextEncoder: dim must be a positive int, got {dim!r}")
         if (not isinstance(ngram, (tuple, list)) or len(ngram) != 2
@@ -48,7 +53,11 @@ class HashingTextEncoder:
                              f"1 <= min_n <= max_n, got {ngram!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"HashingTextEncoder: seed must be a non-negative int, got {seed!r}")
+        if not (isinstance(scale, (int, float, np.floating)) and not isinstance(scale, bool) and scale > 0
+                and np.isfinite(scale)):
+            raise ValueError(f"HashingTextEncoder: scale must be a positive finite number, got {scale!r}")
         self.dim, self.ngram, self.seed = int(dim), (int(ngram[0]), int(ngram[1])), int(seed)
+        self.scale = float(scale)
 
     def features(self, text: str) -> list:
         """The n-grams of one caption, each a space-joined string."""
@@ -65,7 +74,7 @@ class HashingTextEncoder:
             h = zlib.crc32(f"{self.seed}\x00{feature}".encode("utf-8"))
             vector[h % self.dim] += 1.0 if (h >> 31) & 1 == 0 else -1.0
         norm = np.linalg.norm(vector)
-        return (vector / norm if norm > 0 else vector).astype(np.float32)
+        return (vector * (self.scale / norm) if norm > 0 else vector).astype(np.float32)
 
     def encode(self, texts) -> Tensor:
         """Embed a list of captions.
@@ -74,7 +83,7 @@ class HashingTextEncoder:
             texts: a list (or tuple) of str.
 
         Returns:
-            (N, dim) float32 Tensor, each row of unit L2 norm (or zero for an empty caption).
+            (N, dim) float32 Tensor, each row of L2 norm ``scale`` (or zero for an empty caption).
         """
         if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
             raise TypeError(f"HashingTextEncoder.encode: texts must be a list of str, "
@@ -87,4 +96,4 @@ class HashingTextEncoder:
     __call__ = encode
 
     def __repr__(self) -> str:
-        return f"HashingTextEncoder(dim={self.dim}, ngram={self.ngram}, seed={self.seed})"
+        return f"HashingTextEncoder(dim={self.dim}, ngram={self.ngram}, seed={self.seed}, scale={self.scale:g})"

@@ -132,3 +132,15 @@ def test_fit_trains_every_level_and_resumes_an_interrupted_run(tmp_path):
 def test_fit_names_bad_epochs():
     with pytest.raises(ValueError, match="epochs_per_level must be an int or 3 ints"):
         _tiny().fit(_images((2, 1, 28, 28)), [1, 1])
+
+
+def test_dcgan_top_level():
+    lap = LAPGAN(levels=2, channels=1, size=28, z_dim=8, coarse="dcgan", coarse_base=8, base=4, d_base=4)
+    assert lap.sizes == [28, 14]
+    assert type(lap.generators[1]).__name__ == "DCGenerator"
+    assert type(lap.discriminators[1]).__name__ == "DCDiscriminator"
+    st.manual_seed(0)
+    levels = lap.sample(3, return_levels=True)
+    assert [tuple(i.shape) for i in levels] == [(3, 1, 28, 28), (3, 1, 14, 14)]
+    with pytest.raises(ValueError, match="coarse must be"):
+        LAPGAN(levels=2, coarse="vae")

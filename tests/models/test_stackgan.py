@@ -215,3 +215,26 @@ def test_fit_stackgan_names_bad_arguments():
         fit_stackgan(2, G0, D0, [], 1)
     with pytest.raises(ValueError, match="stage must be 1 or 2"):
         fit_stackgan(3, G0, D0, [], 1)
+
+
+def test_encoder_scale_sets_the_row_norm():
+    unit, scaled = HashingTextEncoder(64), HashingTextEncoder(64, scale=8.0)
+    captions = ["a small red circle", "a large blue triangle at the top left"]
+    np.testing.assert_allclose(scaled.encode(captions).numpy(), 8.0 * unit.encode(captions).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(scaled.encode(captions).numpy(), axis=1), 8.0, rtol=1e-6)
+    for bad in (0.0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="scale must be"):
+            HashingTextEncoder(64, scale=bad)
+
+
+def test_input_level_text_planes_make_the_discriminator_read_the_caption_per_pixel():
+    st.manual_seed(0)
+    D = StageIDiscriminator(16, size=16, ndf=4, m_dim=4, text_planes=3)
+    assert D.early is not None and D.image[0][0].in_channels == 3 + 3
+    x = st.tensor(np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    phi = st.tensor(np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32))
+    assert D(x, phi).shape == (2,)
+    # the early code's gradient arrives: its Linear is trained by D's loss
+    D(x, phi).sum().backward()
+    assert np.abs(D.early[0].weight.grad.numpy()).sum() > 0
+    assert StageIDiscriminator(16, size=16, ndf=4, m_dim=4).early is None

@@ -7,7 +7,10 @@ level's exact size, so odd sides work: 28 -> 14 -> 7)::
 
 Models, one generator/discriminator pair per level, trained independently:
 
-- the coarsest level L-1 is a plain GAN on I_{L-1}: ``MLPGenerator`` / ``MLPDiscriminator``;
+- the coarsest level L-1 is a plain GAN on I_{L-1}: ``MLPGenerator`` / ``MLPDiscriminator``
+  (``coarse="mlp"``, the paper's choice for small tops) or ``DCGenerator`` /
+  ``DCDiscriminator`` (``coarse="dcgan"``, for an even top side of 8 or more, e.g. the
+  14x14 top of a 2-level pyramid on 28x28 digits);
 - a finer level k has a conditional generator G_k(z_k, y) = y + h~_k with y = u(I_{k+1}):
   an ``ImageConditionedGenerator`` (scale 1, residual) whose noise z_k enters as one extra
   channel plane (a Linear from ``level_z_dim`` to the k-th side squared), h~_k = tanh(net);
@@ -32,7 +35,8 @@ from .. import nn
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor, randn, tensor, zeros
-from .gan import ImageConditionedDiscriminator, ImageConditionedGenerator, MLPDiscriminator, MLPGenerator
+from .gan import (DCDiscriminator, DCGenerator, ImageConditionedDiscriminator, ImageConditionedGenerator,
+                  MLPDiscriminator, MLPGenerator)
 
 __all__ = ["LAPGAN", "DetailDiscriminator", "level_data", "pyramid_sizes"]
 
@@ -106,14 +110,19 @@ class LAPGAN(nn.Module):
         levels: pyramid levels (>= 1; 1 is a plain GAN).
         channels: image channels. size: side of the finest (square) images.
         z_dim: noise size of the coarsest, plain GAN. hidden: its MLPs' hidden widths.
+        coarse: the coarsest level's networks, ``"mlp"`` or ``"dcgan"``.
+        coarse_base: the DCGAN networks' base width (``coarse="dcgan"``).
         level_z_dim: noise size of each finer level (mapped to one noise plane).
         base, depth: hidden channels and conv count of the finer generators.
         d_base, d_depth: first-layer channels and strided convs of the finer discriminators.
     """
 
     def __init__(self, levels: int = 3, channels: int = 1, size: int = 28, z_dim: int = 32, hidden=(256, 256),
-                 level_z_dim: int = 32, base: int = 32, depth: int = 3, d_base: int = 32, d_depth: int = 2):
+                 level_z_dim: int = 32, base: int = 32, depth: int = 3, d_base: int = 32, d_depth: int = 2,
+                 coarse: str = "mlp", coarse_base: int = 32):
         super().__init__()
+        if coarse not in ("mlp", "dcgan"):
+            raise ValueError(f"LAPGAN: coarse must be 'mlp' or 'dcgan', got {coarse!r}")
         self.sizes = pyramid_sizes(size, levels)
         self.levels, self.channels = len(self.sizes), _check_int("channels", channels, 1)
         for k, side in enumerate(self.sizes[:-1]):
@@ -121,13 +130,16 @@ class LAPGAN(nn.Module):
                 raise ValueError(f"LAPGAN: level {k} is {side}x{side}, smaller than the 2**d_depth = "
                                  f"{2 ** d_depth} its discriminator needs")
         top = (self.channels, self.sizes[-1], self.sizes[-1])
+        if coarse == "mlp":
+            top_g, top_d = MLPGenerator(z_dim, top, hidden=hidden), MLPDiscriminator(top, hidden=hidden)
+        else:
+            top_g = DCGenerator(z_dim, self.channels, top[1], base=coarse_base)
+            top_d = DCDiscriminator(self.channels, top[1], base=coarse_base)
         self.generators = nn.ModuleList(
             [ImageConditionedGenerator(level_z_dim, self.channels, scale=1, base=base, depth=depth, size=side,
-                                       residual=True) for side in self.sizes[:-1]]
-            + [MLPGenerator(z_dim, top, hidden=hidden)])
+                                       residual=True) for side in self.sizes[:-1]] + [top_g])
         self.discriminators = nn.ModuleList(
-            [DetailDiscriminator(self.channels, d_base, d_depth) for _ in self.sizes[:-1]]
-            + [MLPDiscriminator(top, hidden=hidden)])
+            [DetailDiscriminator(self.channels, d_base, d_depth) for _ in self.sizes[:-1]] + [top_d])
 
     def level_data(self, images: Tensor, level: int):
         """:func:`level_data` for this pyramid; checks the images' shape."""

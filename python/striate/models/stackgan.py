@@ -212,16 +212,26 @@ class StageIIGenerator(nn.Module):
 
 
 class _ConditionalDiscriminator(nn.Module):
-    """D(I, phi) -> logits (N,): image down to 4x4 features, joined with a replicated compressed phi."""
+    """D(I, phi) -> logits (N,): image down to 4x4 features, joined with a replicated compressed phi.
 
-    def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int):
+    With ``text_planes > 0`` a second compressed phi (``early``, Linear + LeakyReLU) is also
+    replicated over the input and concatenated to the image's channels, so per-pixel
+    properties the caption names (colour) can be matched from the first layer on. Without
+    it, on the Shapes captions, D matched text and image so weakly that G learnt to ignore
+    the caption.
+    """
+
+    def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int, text_planes: int = 0):
         super().__init__()
         self.size = _check_side(owner, size, 8)
         self.embed_dim = _check_int(owner, "embed_dim", embed_dim, 1)
         ndf, m_dim = _check_int(owner, "ndf", ndf, 1), _check_int(owner, "m_dim", m_dim, 1)
+        self.text_planes = _check_int(owner, "text_planes", text_planes, 0)
+        self.early = (nn.Sequential(nn.Linear(self.embed_dim, self.text_planes), nn.LeakyReLU(0.2))
+                      if self.text_planes else None)
         steps = int(np.log2(self.size // 4))
-        self.image = nn.Sequential(*[_down_block(3 if i == 0 else ndf * 2 ** (i - 1), ndf * 2 ** i, norm=i > 0)
-                                     for i in range(steps)])
+        self.image = nn.Sequential(*[_down_block(3 + self.text_planes if i == 0 else ndf * 2 ** (i - 1),
+                                                 ndf * 2 ** i, norm=i > 0) for i in range(steps)])
         features = ndf * 2 ** (steps - 1)
         self.text = nn.Sequential(nn.Linear(self.embed_dim, m_dim), nn.LeakyReLU(0.2))
         self.joint = nn.Sequential(nn.Conv2d(features + m_dim, features, 1, bias=False),
@@ -233,6 +243,8 @@ class _ConditionalDiscriminator(nn.Module):
             raise ValueError(f"{self.owner}: image must be (N, 3, {self.size}, {self.size}), got {image.shape}")
         if phi.ndim != 2 or phi.shape != (image.shape[0], self.embed_dim):
             raise ValueError(f"{self.owner}: phi must be ({image.shape[0]}, {self.embed_dim}), got {phi.shape}")
+        if self.early is not None:
+            image = cat([image, _replicate(self.early(phi), self.size, self.size)], 1)
         h = self.image(image)
         h = cat([h, _replicate(self.text(phi), 4, 4)], 1)
         return self.joint(h).reshape(image.shape[0])
@@ -243,18 +255,19 @@ class StageIDiscriminator(_ConditionalDiscriminator):
 
     Args:
         embed_dim: text embedding size. size: image side. ndf: channels of the first conv.
-        m_dim: size of the compressed text code.
+        m_dim: size of the compressed text code. text_planes: channels of the input-level text
+            code (0: the text joins at 4x4 only).
     """
 
-    def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32):
-        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim)
+    def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0):
+        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes)
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):
     """D(I, phi) -> logits (N,) for stage-II images, by default (N, 3, 32, 32); as StageIDiscriminator."""
 
-    def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32):
-        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim)
+    def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32, text_planes: int = 0):
+        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, wrong_logits: Tensor = None) -> Tensor:
