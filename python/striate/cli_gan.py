@@ -4,7 +4,7 @@
     striate train --task stackgan --data shapes --epochs N --out runs/x
     striate sample --checkpoint runs/x --n 64 --out grid.png [--label 7] [--caption "a red circle"]
 
-``--epochs N``: StackGAN trains N epochs at stage I and N/4 at stage II; LAPGAN (levels
+``--epochs N``: StackGAN trains N epochs at stage I and N/8 at stage II; LAPGAN (levels
 28 <- 14, a DCGAN top) trains N epochs at the refinement level and 3N at the top.
 
 ``sample`` for superres draws the first n held-out test digits: the grid holds the
@@ -43,14 +43,14 @@ GAN_DEFAULTS = {"gan": {"epochs": 20, "batch_size": 64, "lr": 2e-4},
                 "cgan": {"epochs": 20, "batch_size": 64, "lr": 2e-4},
                 "superres": {"epochs": 10, "batch_size": 64, "lr": 2e-4},
                 "lapgan": {"epochs": 15, "batch_size": 64, "lr": 2e-4},
-                "stackgan": {"epochs": 40, "batch_size": 64, "lr": 2e-4}}
+                "stackgan": {"epochs": 80, "batch_size": 64, "lr": 2e-4}}
 Z_DIM = {"gan": 64, "cgan": 64, "superres": 16, "lapgan": 32, "stackgan": 32}
 DCGAN_BASE = 32
 SUPERRES_RECON_WEIGHT = 10.0
 STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM, STACKGAN_LAMBDA = 4000, 128, 16, 2.0
 # Captions as HashingTextEncoder(128, scale=sqrt(128)) rows; D gets 8 input-level text planes;
-# stage II trains a quarter of stage I's epochs (it is ~5x slower per epoch).
-STACKGAN_TEXT_SCALE, STACKGAN_TEXT_PLANES, STACKGAN_STAGE2_SHARE = 128 ** 0.5, 8, 4
+# stage II trains an eighth of stage I's epochs (it is ~6x slower per epoch).
+STACKGAN_TEXT_SCALE, STACKGAN_TEXT_PLANES, STACKGAN_STAGE2_SHARE = 128 ** 0.5, 8, 8
 GENERATOR_FILE = "generator.safetensors"
 # LAPGAN on 28x28 digits: levels 28 <- 14, the 14x14 top a DCGAN trained LAPGAN_COARSE_EPOCHS
 # times as many epochs as the refinement level (an MLP on a 7x7 top of 3 levels gave poor

