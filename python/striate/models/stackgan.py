@@ -468,14 +468,10 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
             fixed_z = tensor(np.random.default_rng(sample_seed).standard_normal(
                 (sample_phi.shape[0], z_dim)).astype(np.float32), device=device)
     if resume and os.path.exists(path):
+        from ..train.gan import restore_pair
+
         state = load(path)
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        if state["loader"] is not None and hasattr(loader, "load_state_dict"):
-            loader.load_state_dict(state["loader"])
-        st_random.set_rng_state(state["rng"])
+        restore_pair(state, G, D, opt_g, opt_d, loader, optimizer_keys=("opt_g", "opt_d"))
         start, history = int(state["epoch"]), {k: list(v) for k, v in state["history"].items()}
     for epoch in range(start + 1, epochs + 1):
         began = time.perf_counter()

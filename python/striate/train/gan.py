@@ -401,15 +401,24 @@ def _save_checkpoint(path, epoch, G, D, g_opt, d_opt, loader, history, fixed_z, 
           "fixed_condition": fixed_condition, "meta": meta}, path)
 
 
-def _restore_checkpoint(path, G, D, g_opt, d_opt, loader, device):
-    state = load(path)
+def restore_pair(state, G, D, g_opt, d_opt, loader, optimizer_keys=("g_optimizer", "d_optimizer")) -> None:
+    """Load a GAN checkpoint's networks, optimizers, loader state and random state in place.
+
+    ``state`` holds ``"G"``, ``"D"``, the two optimizer states under ``optimizer_keys``,
+    ``"loader"`` (or None) and ``"rng"``; shared by ``fit_gan`` and ``fit_stackgan``.
+    """
     G.load_state_dict(state["G"])
     D.load_state_dict(state["D"])
-    g_opt.load_state_dict(state["g_optimizer"])
-    d_opt.load_state_dict(state["d_optimizer"])
+    g_opt.load_state_dict(state[optimizer_keys[0]])
+    d_opt.load_state_dict(state[optimizer_keys[1]])
     if state["loader"] is not None and hasattr(loader, "load_state_dict"):
         loader.load_state_dict(state["loader"])
     st_random.set_rng_state(state["rng"])
+
+
+def _restore_checkpoint(path, G, D, g_opt, d_opt, loader, device):
+    state = load(path)
+    restore_pair(state, G, D, g_opt, d_opt, loader)
     condition = state["fixed_condition"]
     return (int(state["epoch"]), GANHistory.from_dict(state["history"]), _as_tensor(state["fixed_z"], device),
             None if condition is None else _as_tensor(condition, device))
