@@ -18,7 +18,7 @@ generator(s) with the settings needed to rebuild them under ``"meta"``; that is
 what ``striate sample`` reads (give it the file or the run folder).
 
 Images: MNIST5k digits (28x28, 4,000 train / 1,000 held-out test) and
-single-shape ``Shapes`` (32x32, captions). ``superres`` learns 14 -> 28
+single-shape ``Shapes`` (32x32, captions; without pixel noise for StackGAN). ``superres`` learns 14 -> 28
 (2x2 box-downsampled digits back to full size) and reports the held-out PSNR of
 its output next to bicubic (Pillow) and ``pyr_up`` upsampling.
 """
@@ -51,6 +51,9 @@ STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM, STACKGAN_LAMBDA = 4000, 128, 16,
 # Captions as HashingTextEncoder(128, scale=sqrt(128)) rows; D gets 8 input-level text planes;
 # stage II trains an eighth of stage I's epochs (it is ~6x slower per epoch).
 STACKGAN_TEXT_SCALE, STACKGAN_TEXT_PLANES, STACKGAN_STAGE2_SHARE = 128 ** 0.5, 8, 8
+# Pixel noise of the training Shapes (the dataset's default is 0.04): without it the GAN follows the
+# captions better (held-out kind+colour 0.285 against 0.175 with it, same schedule).
+STACKGAN_NOISE = 0.0
 GENERATOR_FILE = "generator.safetensors"
 # LAPGAN on 28x28 digits: levels 28 <- 14, the 14x14 top a DCGAN trained LAPGAN_COARSE_EPOCHS
 # times as many epochs as the refinement level (an MLP on a 7x7 top of 3 levels gave poor
@@ -322,7 +325,8 @@ def _train_stackgan(args, meta) -> dict:
     from .train import save_image_grid
 
     encoder = stackgan_encoder()
-    data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed)
+    data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed,
+                            noise=STACKGAN_NOISE)
     G0, G1 = build_generator(meta)
     stage1_epochs, stage2_epochs = args.epochs, max(1, args.epochs // STACKGAN_STAGE2_SHARE)
     # The authors' KL weighting (lambda 2 on the per-element mean): a batch-mean KL at lambda 1
