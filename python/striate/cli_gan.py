@@ -18,9 +18,10 @@ generator(s) with the settings needed to rebuild them under ``"meta"``; that is
 what ``striate sample`` reads (give it the file or the run folder).
 
 Images: MNIST5k digits (28x28, 4,000 train / 1,000 held-out test) and
-single-shape ``Shapes`` (32x32, captions; without pixel noise for StackGAN). ``superres`` learns 14 -> 28
-(2x2 box-downsampled digits back to full size) and reports the held-out PSNR of
-its output next to bicubic (Pillow) and ``pyr_up`` upsampling.
+single-shape ``Shapes`` (32x32, captions; without pixel noise for StackGAN).
+``superres`` learns 14 -> 28 (2x2 box-downsampled digits back to full size) and
+reports the held-out PSNR of its output next to bicubic (Pillow) and ``pyr_up``
+upsampling.
 """
 from __future__ import annotations
 
