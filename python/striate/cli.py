@@ -378,6 +378,9 @@ def run_eval(args) -> dict:
     if name is None:
         raise SystemExit(f"striate eval: {args.checkpoint} does not record its model; pass --model")
     task = meta.get("task") or _task_of_model(name)
+    if task in cli_gan.GAN_TASKS:
+        raise SystemExit(f"striate eval: {args.checkpoint} is a {task} run; draw from it with `striate sample "
+                         f"--checkpoint ...` and measure it with experiments/gan_quality.py")
     data = args.data or meta.get("data") or TASK_DATA[task][0]
     if data not in TASK_DATA[task]:
         raise SystemExit(f"striate eval: --data {data} is not a {task} dataset; "

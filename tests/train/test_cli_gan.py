@@ -75,6 +75,8 @@ def test_sample_options_must_fit_the_generator(tmp_path, capsys):
     st.save({"meta": {"task": "segment"}, "model": {}}, tmp_path / "other.safetensors")
     with pytest.raises(SystemExit, match="not written by a GAN task"):
         cli.main(["sample", "--checkpoint", str(tmp_path / "other.safetensors")])
+    with pytest.raises(SystemExit, match="is a gan run"):
+        cli.main(["eval", "--checkpoint", str(out / "last.safetensors")])
 
 
 def test_psnr_and_the_upsampling_baselines():
