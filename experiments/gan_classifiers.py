@@ -93,9 +93,9 @@ def train_attribute_classifier(out: str, seed: int = 0, epochs: int = 8) -> dict
 
 
 def load_digit_classifier(folder: str):
-    model = models.lenet5()
-    model.load_state_dict(st.load(os.path.join(folder, "digits.safetensors")))
-    return model.eval()
+    from striate import cli_gan
+
+    return cli_gan.load_digit_classifier(os.path.join(folder, "digits.safetensors"))
 
 
 def load_attribute_classifier(folder: str):

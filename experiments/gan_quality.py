@@ -34,7 +34,8 @@ from striate.data import Shapes
 from striate.metrics import sample_class_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gan_classifiers import attribute_accuracy, load_attribute_classifier, load_digit_classifier  # noqa: E402
+from gan_classifiers import (attribute_accuracy, load_attribute_classifier, load_digit_classifier,  # noqa: E402
+                             shape_attribute_set)
 
 N_SAMPLES, PER_LABEL, HELD_OUT = 1000, 100, 1000
 OUT = Path(__file__).resolve().parent / "results"
@@ -78,15 +79,13 @@ def judge_cgan(G, digits, seed=0) -> dict:
 def judge_stackgan(G, attributes, seed=0) -> dict:
     from striate.models.stackgan import stackgan_sample
 
-    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)
+    images, kinds, colours = shape_attribute_set(HELD_OUT, seed=11)
+    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)   # the same samples, for their captions
     captions = [data.caption(i) for i in range(HELD_OUT)]
-    attrs = [data.attributes(i)[0] for i in range(HELD_OUT)]
-    kinds = np.array([Shapes.class_names.index(a["kind"]) - 1 for a in attrs])
-    colours = np.array([list(Shapes.colours).index(a["colour"]) for a in attrs])
     encoder = cli_gan.stackgan_encoder()
     s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(HELD_OUT, G[0].z_dim, seed))
     fake = attribute_accuracy(attributes, _to_unit(s1), kinds, colours)
-    real = attribute_accuracy(attributes, np.stack([data[i][0].numpy() for i in range(HELD_OUT)]), kinds, colours)
+    real = attribute_accuracy(attributes, images, kinds, colours)
     return {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1]),
             "samples": fake, "real_images": real, "examples": captions[:8]}
 

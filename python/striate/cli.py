@@ -36,7 +36,7 @@ DATASETS = tuple(d for data in TASK_DATA.values() for d in data)
 SHAPES_TRAIN, SHAPES_TEST, SHAPES_SIZE, SHAPES_TEST_SEED = 4000, 500, 32, 1
 OVERLAY_IMAGES = 8
 GAN_MODEL_NAMES = tuple(sorted({m for names in cli_gan.GAN_MODELS.values() for m in names}))
-# Per-task defaults for the options left unset on the command line.
+# Per-task defaults for the options left unset on the command line ("lr" applies to Adam only).
 TASK_DEFAULTS = {"classify": {"epochs": 5, "batch_size": 64, "schedule": "none"},
                  "segment": {"epochs": 20, "batch_size": 32, "schedule": "cosine", "lr": 3e-3}}
 # The segmentation networks' settings (tuned for 32x32 Shapes on a 2-core CPU).
@@ -181,6 +181,8 @@ def _resolve_defaults(args) -> None:
     args.model = args.model or TASK_MODELS[task][0]
     args.data = args.data or TASK_DATA[task][0]
     for key, value in TASK_DEFAULTS[task].items():
+        if key == "lr" and args.optimizer != "adam":
+            continue  # the tuned rate is Adam's; SGD keeps DEFAULT_LR["sgd"]
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.model not in TASK_MODELS[task]:

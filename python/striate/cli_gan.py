@@ -142,7 +142,8 @@ def _build_discriminator(meta: dict):
     return models.ImageConditionedDiscriminator(1, base=meta.get("base", 32))
 
 
-def _load_classifier(path):
+def load_digit_classifier(path):
+    """The LeNet-5 digit judge saved by experiments/gan_classifiers.py (None for no path), in eval mode."""
     if path is None:
         return None
     import striate as st
@@ -253,7 +254,7 @@ def _train_fit_gan(args, meta) -> dict:
         extra = {}
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
     history = fit_gan(G, D, loader, k=args.k, loss=args.loss, epochs=args.epochs, lr=args.lr, out=args.out,
-                      resume=args.resume, progress=args.progress, classifier=_load_classifier(args.classifier),
+                      resume=args.resume, progress=args.progress, classifier=load_digit_classifier(args.classifier),
                       num_classes=10 if args.classifier else None, meta=meta, **extra)
     history.save(args.out)
     _save_generator(args.out, meta, G.state_dict())

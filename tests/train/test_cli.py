@@ -28,6 +28,10 @@ def test_parser_reads_the_train_command():
     cli._resolve_defaults(segment)
     assert (segment.task, segment.model, segment.data, segment.epochs, segment.schedule) == \
         ("segment", "segnet", "shapes", 20, "cosine")
+    assert segment.lr == 3e-3
+    sgd = cli.build_parser().parse_args(["train", "--task", "segment", "--optimizer", "sgd"])
+    cli._resolve_defaults(sgd)
+    assert sgd.lr is None  # _optimizer then takes DEFAULT_LR["sgd"], not Adam's tuned rate
     plain = cli.build_parser().parse_args(["train"])
     cli._resolve_defaults(plain)
     assert (plain.task, plain.model, plain.data, plain.epochs, plain.batch_size) == \
