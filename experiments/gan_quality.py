@@ -16,7 +16,9 @@ and reports the issue's acceptance figures:
 
 Writes experiments/results/gan_quality.{json,md}.
 
-Run: ``python experiments/gan_quality.py --runs runs --classifiers runs/classifiers``
+Run: ``python experiments/gan_quality.py --runs runs --classifiers runs/classifiers``;
+``--tasks stackgan_words`` judges the run folder ``runs/stackgan_words`` by its own task
+(read from its meta) and reports it under that name.
 """
 from __future__ import annotations
 
@@ -101,12 +103,13 @@ def main(argv=None) -> dict:
     results_path = OUT / "gan_quality.json"
     if results_path.is_file():
         report = json.loads(results_path.read_text())
-    for task in args.tasks.split(","):
-        folder = os.path.join(args.runs, task)
+    for name in args.tasks.split(","):
+        folder = os.path.join(args.runs, name)
         if not os.path.isfile(os.path.join(folder, cli_gan.GENERATOR_FILE)):
-            print(f"{task}: no run in {folder}, skipped")
+            print(f"{name}: no run in {folder}, skipped")
             continue
         G, meta = cli_gan.load_generator(folder)
+        task = meta["task"]
         if task in ("gan", "lapgan"):
             result = judge_gan(G, meta, digits)
         elif task == "cgan":
@@ -116,8 +119,8 @@ def main(argv=None) -> dict:
         else:
             result = cli_gan.superres_psnr(G)
         result["meta"] = meta
-        report[task] = result
-        print(f"{task}: {json.dumps({k: v for k, v in result.items() if k != 'meta'})}", flush=True)
+        report[name] = result
+        print(f"{name}: {json.dumps({k: v for k, v in result.items() if k != 'meta'})}", flush=True)
     OUT.mkdir(exist_ok=True)
     results_path.write_text(json.dumps(report, indent=1) + "\n")
     (OUT / "gan_quality.md").write_text(markdown(report))
@@ -137,13 +140,13 @@ def markdown(report: dict) -> str:
         r = report["cgan"]
         lines.append(f"| cgan | samples for y classified as y (mean of 10 labels) | {r['mean_agreement']:.3f} | "
                      f"≥ 0.8 |")
-    if "stackgan" in report:
-        r = report["stackgan"]
-        lines.append(f"| stackgan | Stage-II samples with the caption's kind and colour | "
+    for name in sorted(n for n, r in report.items() if r.get("meta", {}).get("task") == "stackgan"):
+        r = report[name]
+        lines.append(f"| {name} | Stage-II samples with the caption's kind and colour | "
                      f"{r['samples']['both_accuracy']:.3f} (kind {r['samples']['kind_accuracy']:.3f}, colour "
                      f"{r['samples']['colour_accuracy']:.3f}; real images {r['real_images']['both_accuracy']:.3f})"
                      f" | ≥ 0.7 |")
-        lines.append(f"| stackgan | Stage-II / Stage-I side | {r['stage2_size']} / {r['stage1_size']} | 2x |")
+        lines.append(f"| {name} | Stage-II / Stage-I side | {r['stage2_size']} / {r['stage1_size']} | 2x |")
     if "superres" in report:
         r = report["superres"]
         lines.append(f"| superres | held-out PSNR (dB): GAN / bicubic / pyr_up | {r['psnr_gan']:.2f} / "

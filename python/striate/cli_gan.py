@@ -69,6 +69,12 @@ def add_train_options(parser) -> None:
     group.add_argument("--loss", choices=("nonsaturating", "minimax"), default="nonsaturating",
                        help="generator loss (default nonsaturating)")
     group.add_argument("--z-dim", type=int, default=None, help="noise length (default per task)")
+    group.add_argument("--word-weight", type=float, default=0.0,
+                       help="stackgan: weight of the auxiliary caption-word term (default 0: the seed's "
+                       "losses only); D then also names the caption's words from the image, and G is "
+                       "trained to make them readable")
+    group.add_argument("--stage2-epochs", type=int, default=None,
+                       help="stackgan: stage-II epochs (default an eighth of --epochs)")
     group.add_argument("--classifier", default=None,
                        help="digits.safetensors of experiments/gan_classifiers.py: record the class "
                        "histogram of the samples per epoch (mode-collapse check)")
@@ -211,6 +217,12 @@ def run(args) -> dict:
                          f"choose from {', '.join(GAN_DATA[args.task])}")
     if args.k < 1:
         raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
+    if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None):
+        raise SystemExit("striate train: --word-weight and --stage2-epochs are stackgan options")
+    if not args.word_weight >= 0:
+        raise SystemExit(f"striate train: --word-weight must be >= 0, got {args.word_weight}")
+    if args.stage2_epochs is not None and args.stage2_epochs < 1:
+        raise SystemExit(f"striate train: --stage2-epochs must be at least 1, got {args.stage2_epochs}")
     if args.threads is not None:
         st.set_num_threads(args.threads)
     st.manual_seed(args.seed)
@@ -330,18 +342,26 @@ def _train_stackgan(args, meta) -> dict:
     data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed,
                             noise=STACKGAN_NOISE)
     G0, G1 = build_generator(meta)
-    stage1_epochs, stage2_epochs = args.epochs, max(1, args.epochs // STACKGAN_STAGE2_SHARE)
+    stage1_epochs = args.epochs
+    stage2_epochs = (args.stage2_epochs if args.stage2_epochs is not None
+                     else max(1, args.epochs // STACKGAN_STAGE2_SHARE))
+    meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight)
+    # With the word term D reads the caption's words from the image alone, so the caption
+    # joins D at 4x4 only (no input-level text planes).
+    words = len(data.vocabulary) if args.word_weight else 0
+    planes = 0 if words else STACKGAN_TEXT_PLANES
+    extra = (data.words,) if words else ()
     # The authors' KL weighting (lambda 2 on the per-element mean): a batch-mean KL at lambda 1
     # pulls the conditioning code to N(0, I) and the samples stop depending on the caption.
     # mismatch: D also learns to reject real images under a wrong caption (matching-aware D).
     options = {"lr": args.lr, "progress": args.progress, "resume": args.resume, "g_loss": args.loss,
-               "lam": STACKGAN_LAMBDA, "kl_reduction": "mean", "mismatch": True}
-    fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED, text_planes=STACKGAN_TEXT_PLANES),
-                 DataLoader(TensorDataset(data.small, data.phi), args.batch_size, shuffle=True), stage1_epochs,
-                 out=os.path.join(args.out, "stage1"), **options)
-    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=STACKGAN_TEXT_PLANES),
-                 DataLoader(TensorDataset(data.large, data.phi), args.batch_size, shuffle=True), stage2_epochs,
-                 out=os.path.join(args.out, "stage2"), G0=G0, **options)
+               "lam": STACKGAN_LAMBDA, "kl_reduction": "mean", "mismatch": True, "word_weight": args.word_weight}
+    fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words),
+                 DataLoader(TensorDataset(data.small, data.phi, *extra), args.batch_size, shuffle=True),
+                 stage1_epochs, out=os.path.join(args.out, "stage1"), **options)
+    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words),
+                 DataLoader(TensorDataset(data.large, data.phi, *extra), args.batch_size, shuffle=True),
+                 stage2_epochs, out=os.path.join(args.out, "stage2"), G0=G0, **options)
     _save_generator(args.out, meta, {"G0": G0.state_dict(), "G1": G1.state_dict()})
     captions = list(data.captions[:32])
     s0, s1 = stackgan_sample(G0, G1, encoder, captions)

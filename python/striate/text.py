@@ -28,7 +28,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["HashingTextEncoder", "SentenceEncoder", "tokenize"]
+__all__ = ["HashingTextEncoder", "SentenceEncoder", "tokenize", "word_presence"]
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -36,6 +36,32 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 def tokenize(text: str) -> list:
     """Lower-cased runs of letters and digits: ``"A red Circle!"`` -> ``["a", "red", "circle"]``."""
     return _TOKEN.findall(text.lower())
+
+
+def word_presence(texts, vocabulary=None):
+    """Multi-hot word targets: row i has 1 where word j of the vocabulary occurs in ``texts[i]``.
+
+    Args:
+        texts: a list (or tuple) of str.
+        vocabulary: the words to mark, in column order; by default every token of ``texts``,
+            sorted. Tokens outside it are ignored.
+
+    Returns:
+        ((N, V) float32 Tensor, vocabulary as a tuple of str).
+    """
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise TypeError(f"word_presence: texts must be a list of str, got {type(texts).__name__}")
+    tokens = [set(tokenize(t)) if isinstance(t, str) else None for t in texts]
+    if any(t is None for t in tokens):
+        raise TypeError("word_presence: every text must be a str")
+    if vocabulary is None:
+        vocabulary = sorted(set().union(*tokens))
+    vocabulary = tuple(vocabulary)
+    column = {word: j for j, word in enumerate(vocabulary)}
+    out = np.zeros((len(texts), len(vocabulary)), np.float32)
+    for i, words in enumerate(tokens):
+        out[i, [column[w] for w in words if w in column]] = 1.0
+    return Tensor(out), vocabulary
 
 
 class HashingTextEncoder:

@@ -405,3 +405,17 @@ def test_transforms_run_on_the_batch_device():
     xb, yb = next(iter(DataLoader(ds, 4, shuffle=True, seed=0)))
     assert xb.device == "cuda" and yb.device == "cuda"
     np.testing.assert_array_equal(yb.numpy(), np.random.default_rng([0, 0]).permutation(6)[:4])
+
+
+def test_tensor_dataset_carries_extra_arrays_through_the_loader():
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    y = np.arange(6, dtype=np.int32)
+    extra = np.arange(12, dtype=np.float32).reshape(6, 2)
+    ds = TensorDataset(x, y, extra)
+    assert ds.y.dtype == np.int64 and len(ds[2]) == 3
+    assert np.array_equal(ds[2][2].numpy(), extra[2])
+    batches = list(DataLoader(ds, 4, transform=lambda t: t * 2))
+    assert [len(b) for b in batches] == [3, 3]
+    assert np.array_equal(batches[0][0].numpy(), x[:4] * 2) and np.array_equal(batches[0][2].numpy(), extra[:4])
+    with pytest.raises(ValueError, match="same first dimension"):
+        TensorDataset(x, y, extra[:5])

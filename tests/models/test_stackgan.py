@@ -259,3 +259,88 @@ def test_sentence_encoder_embeds_captions():
     np.testing.assert_array_equal(phi[0], phi[1])
     assert phi[0] @ phi[2] < phi[0] @ phi[1]
     assert enc.encode([]).shape == (0, enc.dim)
+
+
+# ------------------------------------------------------------------ word-presence auxiliary term
+def test_word_presence_marks_each_vocabulary_word_once():
+    from striate.text import word_presence
+    words, vocabulary = word_presence(["a red circle", "A blue circle, a circle!", ""])
+    assert vocabulary == ("a", "blue", "circle", "red")
+    assert np.array_equal(words.numpy(), np.array([[1, 0, 1, 1], [1, 1, 1, 0], [0, 0, 0, 0]], np.float32))
+    fixed, same = word_presence(["red square"], vocabulary=("red", "circle"))
+    assert same == ("red", "circle") and np.array_equal(fixed.numpy(), [[1.0, 0.0]])
+    with pytest.raises(TypeError, match="texts must be a list"):
+        word_presence("a red circle")
+    with pytest.raises(TypeError, match="every text must be a str"):
+        word_presence(["a", 3])
+
+
+def test_word_head_reads_the_image_alone():
+    st.manual_seed(0)
+    D = StageIDiscriminator(16, size=16, ndf=4, m_dim=4, words=5)
+    x = st.tensor(np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    phi = st.tensor(np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32))
+    D.eval()
+    logits, words = D.forward_text(x, phi)
+    assert logits.shape == (2,) and words.shape == (2, 5)
+    assert np.array_equal(logits.numpy(), D(x, phi).numpy())
+    other, words_other = D.forward_text(x, phi * 2.0)
+    assert np.array_equal(words.numpy(), words_other.numpy())      # no caption in the word logits
+    assert not np.array_equal(logits.numpy(), other.numpy())       # but in the real/fake logits
+    h = D.image(x).numpy()
+    expected = (h.reshape(2, -1) @ D.word_head.weight.numpy().T + D.word_head.bias.numpy()
+                + h.mean((2, 3)) @ D.word_pool.weight.numpy().T)
+    assert_close(words.numpy(), expected, 1e-5, 1e-5)
+    assert StageIDiscriminator(16, size=16, ndf=4, m_dim=4).forward_text(x, phi)[1] is None
+    with pytest.raises(ValueError, match="needs text_planes=0"):
+        StageIDiscriminator(16, size=16, ndf=4, m_dim=4, text_planes=2, words=5)
+    with pytest.raises(ValueError, match="words must be an int >= 0"):
+        StageIDiscriminator(16, size=16, ndf=4, m_dim=4, words=-1)
+
+
+def test_word_weight_adds_the_word_cross_entropy_to_both_losses(tmp_path):
+    """One epoch of one batch: L_D and L_G each carry weight * sum-over-words BCE / N, computed by hand."""
+    from striate.text import word_presence
+    data = shapes_text_data(4, HashingTextEncoder(dim=EMBED))
+    words, vocabulary = word_presence(list(data.captions))
+    G0, _ = _tiny_stage1()
+    D = StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8, words=len(vocabulary))
+    loader = DataLoader(TensorDataset(data.small, data.phi, words), 4)
+    st.manual_seed(5)
+    history = fit_stackgan(1, G0, D, loader, 1, progress=False, word_weight=0.5, lr=0.0)
+    # lr=0 keeps every weight, so the same batch can be recomputed with the same draws
+    st.manual_seed(5)
+    z = st.randn(4, Z_DIM)
+    fake, mu, logvar = G0(z, data.phi)
+    real_logits, real_words = D.forward_text(data.small, data.phi)
+    fake_logits = D(fake, data.phi)
+    w = words.numpy()
+
+    def bce_sum(logit):
+        x = logit.numpy().astype(np.float64)
+        return float(-(w * _log_sigmoid(x) + (1 - w) * _log_sigmoid(-x)).sum() / 4)
+
+    loss_d = -(_log_sigmoid(real_logits.numpy().astype(np.float64)).mean()
+               + _log_sigmoid(-fake_logits.numpy().astype(np.float64)).mean())
+    assert_close(history["words_real"][0], bce_sum(real_words), 1e-4, 1e-4)
+    assert_close(history["loss_d"][0], loss_d + 0.5 * bce_sum(real_words), 1e-4, 1e-4)
+    g_logits, fake_words = D.forward_text(fake, data.phi)
+    kl = F.kl_normal(mu, logvar).item()
+    loss_g = -_log_sigmoid(g_logits.numpy().astype(np.float64)).mean() + kl
+    assert_close(history["words_fake"][0], bce_sum(fake_words), 1e-4, 1e-4)
+    assert_close(history["loss_g"][0], loss_g + 0.5 * bce_sum(fake_words), 1e-4, 1e-4)
+    assert np.isnan(fit_stackgan(1, G0, StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8),
+                                 loader, 1, progress=False, lr=0.0)["words_real"][0])
+
+
+def test_word_weight_names_what_it_needs():
+    G0, D0 = _tiny_stage1()
+    with pytest.raises(ValueError, match="needs a discriminator built with words > 0"):
+        fit_stackgan(1, G0, D0, [], 1, word_weight=1.0)
+    with pytest.raises(ValueError, match="word_weight must be a number >= 0"):
+        fit_stackgan(1, G0, D0, [], 1, word_weight=-1.0)
+    D = StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8, words=3)
+    data = shapes_text_data(4, HashingTextEncoder(dim=EMBED))
+    with pytest.raises(ValueError, match=r"needs a loader of \(images, phi, words\)"):
+        fit_stackgan(1, G0, D, DataLoader(TensorDataset(data.small, data.phi), 4), 1, word_weight=1.0,
+                     progress=False)

@@ -52,6 +52,9 @@ def test_sample_is_deterministic_for_a_seed(tmp_path, capsys):
     (["train", "--task", "gan", "--model", "unet"], "not a gan model"),
     (["train", "--task", "stackgan", "--data", "mnist5k"], "not a stackgan dataset"),
     (["train", "--task", "gan", "--k", "0"], "--k must be at least 1"),
+    (["train", "--task", "gan", "--word-weight", "1"], "are stackgan options"),
+    (["train", "--task", "stackgan", "--word-weight", "-1"], "--word-weight must be >= 0"),
+    (["train", "--task", "stackgan", "--stage2-epochs", "0"], "--stage2-epochs must be at least 1"),
     (["sample", "--checkpoint", "/nonexistent/run"], "does not exist"),
 ])
 def test_gan_commands_reject_bad_arguments(argv, message):
@@ -90,3 +93,17 @@ def test_psnr_and_the_upsampling_baselines():
     import striate as st
     low = cli_gan.downsample(st.tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))).numpy()
     np.testing.assert_allclose(low[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+
+
+def test_stackgan_word_weight_trains_the_word_term_and_records_it(tmp_path, capsys):
+    import json
+    out = tmp_path / "stackgan"
+    assert cli.main(["train", "--task", "stackgan", "--epochs", "1", "--stage2-epochs", "2", "--word-weight", "1",
+                     "--limit", "64", "--batch-size", "32", "--out", str(out), "--no-progress",
+                     "--threads", "1"]) == 0
+    capsys.readouterr()
+    for stage, epochs in (("stage1", 1), ("stage2", 2)):
+        history = json.loads((out / stage / "losses.json").read_text())
+        assert len(history["words_real"]) == epochs and all(v > 0 for v in history["words_fake"])
+    G, meta = cli_gan.load_generator(out)
+    assert meta["word_weight"] == 1.0 and meta["stage2_epochs"] == 2

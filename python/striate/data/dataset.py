@@ -37,33 +37,41 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Samples are the rows of ``x`` and ``y`` (Tensors or arrays, same length).
+    """Samples are the rows of ``x``, ``y`` and any further arrays (Tensors or arrays, same length).
 
     The arrays stay on their device; a batch is gathered there. Integer
-    labels are stored as int64.
+    targets (``y`` and the extra arrays) are stored as int64. A sample (and a batch) is the tuple of rows,
+    ``(x, y)`` or, with extra arrays, ``(x, y, *extra)``.
 
     Args:
         x: (N, ...) inputs, e.g. (N, C, H, W) float32 images in [0, 1].
         y: (N, ...) targets, e.g. (N,) class labels.
+        *extra: more (N, ...) arrays, e.g. a second target.
     """
 
-    def __init__(self, x, y):
-        self.x = x if isinstance(x, Tensor) else tensor(x)
-        self.y = y if isinstance(y, Tensor) else tensor(y)
-        if self.y.dtype.kind in "iub" and self.y.dtype != np.int64:
-            self.y = Tensor(self.y.data.astype(np.int64))
-        if len(self.x.shape) == 0 or len(self.y.shape) == 0 or self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"TensorDataset: x and y must have the same first dimension, got shapes "
-                             f"{self.x.shape} and {self.y.shape}")
+    def __init__(self, x, y, *extra):
+        x = x if isinstance(x, Tensor) else tensor(x)
+        self.tensors = (x,) + tuple(self._as_tensor(t) for t in (y,) + extra)
+        self.x, self.y = self.tensors[0], self.tensors[1]
+        if any(len(t.shape) == 0 or t.shape[0] != self.x.shape[0] for t in self.tensors):
+            raise ValueError(f"TensorDataset: x, y and the extra arrays must have the same first dimension, "
+                             f"got shapes {[t.shape for t in self.tensors]}")
+
+    @staticmethod
+    def _as_tensor(t):
+        t = t if isinstance(t, Tensor) else tensor(t)
+        if t.dtype.kind in "iub" and t.dtype != np.int64:
+            t = Tensor(t.data.astype(np.int64))
+        return t
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def __getitem__(self, index):
-        return Tensor(self.x.data[index]), Tensor(self.y.data[index])
+        return tuple(Tensor(t.data[index]) for t in self.tensors)
 
     def get_batch(self, indices):
         def gather(t):
             idx = indices if t.device == "cpu" else tensor(indices, device=t.device).data
             return Tensor(t.data[idx])
-        return gather(self.x), gather(self.y)
+        return tuple(gather(t) for t in self.tensors)

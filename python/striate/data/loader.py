@@ -106,8 +106,8 @@ class DataLoader:
         return self._transformed(batches)
 
     def _transformed(self, batches):
-        for x, y in batches:
-            yield (x if self.transform is None else self.transform(x)), y
+        for x, *rest in batches:
+            yield ((x if self.transform is None else self.transform(x)), *rest)
 
 
 def _prefetched(batches):

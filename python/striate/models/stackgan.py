@@ -26,6 +26,17 @@ With ``mismatch=True`` D also sees real images with the wrong caption (phi rolle
 one within the batch) as fakes, weighted as in the authors' code:
 L_D = BCE(real, 1) + (BCE(fake, 0) + BCE(wrong, 0)) / 2. It is off by default.
 
+An addition that is not in the seed, off by default (``word_weight=0`` trains the losses
+above exactly): the auxiliary-classifier idea of AC-GAN (Odena et al., 2017) applied to the
+caption's words. A discriminator built with ``words=V`` also returns V word logits read
+from the image alone (no caption input), and with ``word_weight = w > 0``
+
+    L_D += w * BCE_sum(words(I_real), y)     L_G += w * BCE_sum(words(G(.)), y)
+
+where y is the caption's multi-hot word vector (:func:`striate.text.word_presence`) and
+BCE_sum sums over the vocabulary and averages over the batch: D learns to name the
+words of real images, and G to draw images whose words D can name.
+
 ``fit_stackgan`` trains one stage (Adam, one D step then one G step per batch) and
 writes, under ``out``, per-epoch sample grids from a fixed z and fixed captions,
 ``losses.json`` / ``losses.png`` and a resumable checkpoint ``last.safetensors``::
@@ -65,7 +76,8 @@ __all__ = ["ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator",
 
 G_LOSSES = ("minimax", "nonsaturating")
 CHECKPOINT_NAME = "last.safetensors"
-HISTORY_COLUMNS = ("epoch", "loss_d", "loss_g", "kl", "d_real", "d_fake", "epoch_time")
+HISTORY_COLUMNS = ("epoch", "loss_d", "loss_g", "kl", "d_real", "d_fake", "words_real", "words_fake",
+                   "epoch_time")
 
 
 def _check_int(owner: str, name: str, value, low: int) -> int:
@@ -221,7 +233,8 @@ class _ConditionalDiscriminator(nn.Module):
     the caption.
     """
 
-    def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int, text_planes: int = 0):
+    def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int, text_planes: int = 0,
+                 words: int = 0):
         super().__init__()
         self.size = _check_side(owner, size, 8)
         self.embed_dim = _check_int(owner, "embed_dim", embed_dim, 1)
@@ -236,9 +249,20 @@ class _ConditionalDiscriminator(nn.Module):
         self.text = nn.Sequential(nn.Linear(self.embed_dim, m_dim), nn.LeakyReLU(0.2))
         self.joint = nn.Sequential(nn.Conv2d(features + m_dim, features, 1, bias=False),
                                    nn.BatchNorm2d(features), nn.LeakyReLU(0.2), nn.Conv2d(features, 1, 4))
+        self.words = _check_int(owner, "words", words, 0)
+        if self.words and self.text_planes:
+            raise ValueError(f"{owner}: words > 0 reads the caption's words from the image alone, so it "
+                             f"needs text_planes=0, got {self.text_planes}")
+        # word logits = Linear(4x4 features, flattened: where) + Linear(their mean: what, anywhere)
+        self.word_head = nn.Linear(features * 16, self.words) if self.words else None
+        self.word_pool = nn.Linear(features, self.words, bias=False) if self.words else None
         self.owner = owner
 
     def forward(self, image: Tensor, phi: Tensor) -> Tensor:
+        return self.forward_text(image, phi)[0]
+
+    def forward_text(self, image: Tensor, phi: Tensor):
+        """(logits (N,), word logits (N, words) read from the image alone, or None when words=0)."""
         if image.ndim != 4 or tuple(image.shape[1:]) != (3, self.size, self.size):
             raise ValueError(f"{self.owner}: image must be (N, 3, {self.size}, {self.size}), got {image.shape}")
         if phi.ndim != 2 or phi.shape != (image.shape[0], self.embed_dim):
@@ -246,8 +270,11 @@ class _ConditionalDiscriminator(nn.Module):
         if self.early is not None:
             image = cat([image, _replicate(self.early(phi), self.size, self.size)], 1)
         h = self.image(image)
-        h = cat([h, _replicate(self.text(phi), 4, 4)], 1)
-        return self.joint(h).reshape(image.shape[0])
+        logits = self.joint(cat([h, _replicate(self.text(phi), 4, 4)], 1)).reshape(image.shape[0])
+        word_logits = None
+        if self.word_head is not None:
+            word_logits = self.word_head(h.reshape(h.shape[0], -1)) + self.word_pool(h.mean((2, 3)))
+        return logits, word_logits
 
 
 class StageIDiscriminator(_ConditionalDiscriminator):
@@ -259,15 +286,17 @@ class StageIDiscriminator(_ConditionalDiscriminator):
             code (0: the text joins at 4x4 only).
     """
 
-    def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0):
-        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes)
+    def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
+                 words: int = 0):
+        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words)
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):
     """D(I, phi) -> logits (N,) for stage-II images, by default (N, 3, 32, 32); as StageIDiscriminator."""
 
-    def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32, text_planes: int = 0):
-        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes)
+    def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
+                 words: int = 0):
+        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, wrong_logits: Tensor = None) -> Tensor:
@@ -315,6 +344,11 @@ def generator_loss(fake_logits: Tensor, mu: Tensor, logvar: Tensor, lam: float =
     return adversarial + kl * float(lam), kl
 
 
+def _word_loss(word_logits: Tensor, words: Tensor) -> Tensor:
+    """Binary cross-entropy of the word-presence logits, summed over the vocabulary, averaged over the batch."""
+    return F.binary_cross_entropy_with_logits(word_logits, words, reduction="sum") * (1.0 / words.shape[0])
+
+
 def stackgan_sample(G0, G1, encoder, captions, z: Tensor = None):
     """Images for captions from both stages, in eval mode and without gradients.
 
@@ -350,11 +384,12 @@ def _generate(G0, G1, phi, z):
     return s0, s1
 
 
-ShapesText = namedtuple("ShapesText", ["large", "small", "phi", "captions"])
+ShapesText = namedtuple("ShapesText", ["large", "small", "phi", "captions", "words", "vocabulary"])
 ShapesText.__doc__ = """Caption-image pairs: ``large`` (N, 3, S, S) and ``small`` (N, 3, S/2, S/2) images in
-[-1, 1] (``small = pyr_down(large)``), ``phi`` (N, embed_dim) caption embeddings and the
-``captions`` themselves. Stage I trains on ``TensorDataset(small, phi)``, stage II on
-``TensorDataset(large, phi)``."""
+[-1, 1] (``small = pyr_down(large)``), ``phi`` (N, embed_dim) caption embeddings, the
+``captions`` themselves, and ``words`` (N, V), the multi-hot caption words over ``vocabulary``
+(:func:`striate.text.word_presence`). Stage I trains on ``TensorDataset(small, phi)``, stage II
+on ``TensorDataset(large, phi)``; with the word term, ``TensorDataset(small, phi, words)`` etc."""
 
 
 def shapes_text_data(n: int, encoder=None, size: int = 32, max_shapes: int = 1, seed: int = 0,
@@ -367,7 +402,7 @@ def shapes_text_data(n: int, encoder=None, size: int = 32, max_shapes: int = 1, 
         max_shapes, seed, noise: passed to ``Shapes``.
     """
     from ..data import Shapes
-    from ..text import HashingTextEncoder
+    from ..text import HashingTextEncoder, word_presence
 
     if size % 2:
         raise ValueError(f"shapes_text_data: size must be even, got {size}")
@@ -375,7 +410,8 @@ def shapes_text_data(n: int, encoder=None, size: int = 32, max_shapes: int = 1, 
     encoder = encoder if encoder is not None else HashingTextEncoder()
     large = shapes.get_batch(np.arange(n))[0] * 2.0 - 1.0
     captions = [shapes.caption(i) for i in range(n)]
-    return ShapesText(large, F.pyr_down(large), encoder.encode(captions), captions)
+    words, vocabulary = word_presence(captions)
+    return ShapesText(large, F.pyr_down(large), encoder.encode(captions), captions, words, vocabulary)
 
 
 def _save_history(history: dict, out: str) -> None:
@@ -417,7 +453,7 @@ def _stage_fakes(stage, G, G0, z, phi):
 
 def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=None, G0=None,
                  progress=True, resume=False, g_loss="nonsaturating", mismatch=False, betas=(0.5, 0.999),
-                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0) -> dict:
+                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0, lr_d=None) -> dict:
     """Train one StackGAN stage; returns the per-epoch history ``{column: [values]}``.
 
     Args:
@@ -429,6 +465,8 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         epochs: total epochs (with ``resume``, counting those already done).
         z_dim: noise size (default ``G.z_dim`` for stage 1, ``G0.z_dim`` for stage 2).
         lam: weight of the KL regulariser. lr, betas: Adam's, for both networks.
+        lr_d: the discriminator's own learning rate (default ``lr``), as in the two time-scale
+            update rule (Heusel et al., 2017).
         out: folder for ``samples_epochNNN.png``, ``losses.json``/``.png`` and the checkpoint.
         G0: the trained stage-I generator (stage 2 only); kept in eval mode and not updated.
         progress: print one summary line per epoch (stderr).
@@ -437,6 +475,9 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         kl_reduction: "batchmean" (default, the KL per sample) or "mean" (the authors' code).
         sample_phi: (M, embed_dim) captions for the sample grids (default: the loader dataset's
             first ``n_samples``). sample_seed: seeds the grids' fixed z.
+        word_weight: weight of the auxiliary word term (module docstring); > 0 needs D built
+            with ``words > 0`` and a loader of ``(images, phi, words)`` batches. History columns
+            ``words_real`` / ``words_fake`` record the two word losses (NaN when it is off).
     """
     if stage not in (1, 2):
         raise ValueError(f"fit_stackgan: stage must be 1 or 2, got {stage!r}")
@@ -450,10 +491,14 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         raise ValueError(f"fit_stackgan: kl_reduction must be 'batchmean' or 'mean', got {kl_reduction!r}")
     if resume and out is None:
         raise ValueError("fit_stackgan: resume=True needs out")
+    if not (isinstance(word_weight, (int, float)) and not isinstance(word_weight, bool) and word_weight >= 0):
+        raise ValueError(f"fit_stackgan: word_weight must be a number >= 0, got {word_weight!r}")
+    if word_weight and not getattr(D, "words", 0):
+        raise ValueError("fit_stackgan: word_weight > 0 needs a discriminator built with words > 0")
     z_dim = z_dim if z_dim is not None else (G if stage == 1 else G0).z_dim
     device = next((p.device for p in G.parameters()), "cpu")
     opt_g = Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+    opt_d = Adam(D.parameters(), lr=lr if lr_d is None else lr_d, betas=betas)
     if G0 is not None:
         G0.eval()
     history = {name: [] for name in HISTORY_COLUMNS}
@@ -478,27 +523,40 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         G.train()
         D.train()
         sums, n = dict.fromkeys(HISTORY_COLUMNS[1:-1], 0.0), 0
-        for images, phi in loader:
+        for batch in loader:
+            images, phi, words = batch[0], batch[1], batch[2] if len(batch) > 2 else None
+            if word_weight and words is None:
+                raise ValueError("fit_stackgan: word_weight > 0 needs a loader of (images, phi, words) batches")
             images = images if isinstance(images, Tensor) else tensor(images)
             phi = phi if isinstance(phi, Tensor) else tensor(phi)
             images, phi = images.to(device), phi.to(device)
             batch = images.shape[0]
             fake, mu, logvar = _stage_fakes(stage, G, G0, randn(batch, z_dim, device=device), phi)
             opt_d.zero_grad()
-            real_logits, fake_logits = D(images, phi), D(fake.detach(), phi)
+            (real_logits, real_text), fake_logits = D.forward_text(images, phi), D(fake.detach(), phi)
             wrong_logits = None
             if mismatch and batch > 1:
                 wrong_logits = D(images, cat([phi[1:], phi[:1]], 0))
             loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
+            if word_weight:
+                words = (words if isinstance(words, Tensor) else tensor(words)).to(device)
+                words_real = _word_loss(real_text, words)
+                loss_d = loss_d + words_real * word_weight
             loss_d.backward()
             opt_d.step()
             opt_g.zero_grad()
-            loss_g, kl = generator_loss(D(fake, phi), mu, logvar, lam, g_loss, kl_reduction)
+            g_logits, fake_text = D.forward_text(fake, phi)
+            loss_g, kl = generator_loss(g_logits, mu, logvar, lam, g_loss, kl_reduction)
+            if word_weight:
+                words_fake = _word_loss(fake_text, words)
+                loss_g = loss_g + words_fake * word_weight
             loss_g.backward()
             opt_g.step()
+            text = ((("words_real", words_real.item()), ("words_fake", words_fake.item())) if word_weight
+                    else (("words_real", math.nan), ("words_fake", math.nan)))
             for name, value in (("loss_d", loss_d.item()), ("loss_g", loss_g.item()), ("kl", kl.item()),
                                 ("d_real", F.sigmoid(real_logits.detach()).mean().item()),
-                                ("d_fake", F.sigmoid(fake_logits.detach()).mean().item())):
+                                ("d_fake", F.sigmoid(fake_logits.detach()).mean().item())) + text:
                 sums[name] += float(value) * batch
             n += batch
         history["epoch"].append(epoch)
