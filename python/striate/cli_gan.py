@@ -75,6 +75,9 @@ def add_train_options(parser) -> None:
                        "trained to make them readable")
     group.add_argument("--stage2-epochs", type=int, default=None,
                        help="stackgan: stage-II epochs (default an eighth of --epochs)")
+    group.add_argument("--stage2-pool", action="store_true",
+                       help="stackgan: the stage-II discriminator downsamples by 3x3 conv + max-pool "
+                       "instead of strided 4x4 convs (slower; reads the shape kind better)")
     group.add_argument("--classifier", default=None,
                        help="digits.safetensors of experiments/gan_classifiers.py: record the class "
                        "histogram of the samples per epoch (mode-collapse check)")
@@ -217,8 +220,8 @@ def run(args) -> dict:
                          f"choose from {', '.join(GAN_DATA[args.task])}")
     if args.k < 1:
         raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
-    if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None):
-        raise SystemExit("striate train: --word-weight and --stage2-epochs are stackgan options")
+    if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None or args.stage2_pool):
+        raise SystemExit("striate train: --word-weight, --stage2-epochs and --stage2-pool are stackgan options")
     if not args.word_weight >= 0:
         raise SystemExit(f"striate train: --word-weight must be >= 0, got {args.word_weight}")
     if args.stage2_epochs is not None and args.stage2_epochs < 1:
@@ -345,7 +348,7 @@ def _train_stackgan(args, meta) -> dict:
     stage1_epochs = args.epochs
     stage2_epochs = (args.stage2_epochs if args.stage2_epochs is not None
                      else max(1, args.epochs // STACKGAN_STAGE2_SHARE))
-    meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight)
+    meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight, stage2_pool=args.stage2_pool)
     # With the word term D reads the caption's words from the image alone, so the caption
     # joins D at 4x4 only (no input-level text planes).
     words = len(data.vocabulary) if args.word_weight else 0
@@ -359,7 +362,7 @@ def _train_stackgan(args, meta) -> dict:
     fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words),
                  DataLoader(TensorDataset(data.small, data.phi, *extra), args.batch_size, shuffle=True),
                  stage1_epochs, out=os.path.join(args.out, "stage1"), **options)
-    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words),
+    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words, pool=args.stage2_pool),
                  DataLoader(TensorDataset(data.large, data.phi, *extra), args.batch_size, shuffle=True),
                  stage2_epochs, out=os.path.join(args.out, "stage2"), G0=G0, **options)
     _save_generator(args.out, meta, {"G0": G0.state_dict(), "G1": G1.state_dict()})

@@ -344,3 +344,21 @@ def test_word_weight_names_what_it_needs():
     with pytest.raises(ValueError, match=r"needs a loader of \(images, phi, words\)"):
         fit_stackgan(1, G0, D, DataLoader(TensorDataset(data.small, data.phi), 4), 1, word_weight=1.0,
                      progress=False)
+
+
+def test_pooled_trunk_downsamples_by_max_pooling_to_the_same_4x4_features():
+    st.manual_seed(0)
+    D = StageIIDiscriminator(16, ndf=4, m_dim=4, words=3, pool=True)
+    first = D.image[0]
+    assert isinstance(first[0], st.nn.Conv2d) and first[0].kernel_size in (3, (3, 3)) and first[0].stride in (1, (1, 1))
+    assert isinstance(first[-1], st.nn.MaxPool2d) and len(D.image) == 3
+    x = st.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    phi = st.tensor(np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32))
+    assert D.image(x).shape == (2, 16, 4, 4)
+    logits, words = D.forward_text(x, phi)
+    assert logits.shape == (2,) and words.shape == (2, 3)
+    # the block's output is the max over each 2x2 window of its activated conv
+    D.eval()
+    conv = first[:-1](x).numpy()
+    expected = conv.reshape(2, 4, 16, 2, 16, 2).max((3, 5))
+    assert_close(first(x).numpy(), expected, 1e-6, 1e-6)

