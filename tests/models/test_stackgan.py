@@ -362,3 +362,18 @@ def test_pooled_trunk_downsamples_by_max_pooling_to_the_same_4x4_features():
     conv = first[:-1](x).numpy()
     expected = conv.reshape(2, 4, 16, 2, 16, 2).max((3, 5))
     assert_close(first(x).numpy(), expected, 1e-6, 1e-6)
+
+
+def test_without_the_word_term_any_d_image_phi_module_trains():
+    class PlainD(st.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8)
+
+        def forward(self, image, phi):
+            return self.inner(image, phi)
+
+    data = shapes_text_data(8, HashingTextEncoder(dim=EMBED))
+    G0, _ = _tiny_stage1()
+    history = fit_stackgan(1, G0, PlainD(), DataLoader(TensorDataset(data.small, data.phi), 4), 1, progress=False)
+    assert np.isfinite(history["loss_d"][0]) and np.isnan(history["words_real"][0])

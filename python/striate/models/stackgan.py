@@ -532,8 +532,8 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         G.train()
         D.train()
         sums, n = dict.fromkeys(HISTORY_COLUMNS[1:-1], 0.0), 0
-        for batch in loader:
-            images, phi, words = batch[0], batch[1], batch[2] if len(batch) > 2 else None
+        for items in loader:
+            images, phi, words = items[0], items[1], items[2] if len(items) > 2 else None
             if word_weight and words is None:
                 raise ValueError("fit_stackgan: word_weight > 0 needs a loader of (images, phi, words) batches")
             images = images if isinstance(images, Tensor) else tensor(images)
@@ -542,22 +542,24 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
             batch = images.shape[0]
             fake, mu, logvar = _stage_fakes(stage, G, G0, randn(batch, z_dim, device=device), phi)
             opt_d.zero_grad()
-            (real_logits, real_text), fake_logits = D.forward_text(images, phi), D(fake.detach(), phi)
+            # forward_text only with the word term, so any D(image, phi) module trains the seed's losses
+            real_logits, real_words = D.forward_text(images, phi) if word_weight else (D(images, phi), None)
+            fake_logits = D(fake.detach(), phi)
             wrong_logits = None
             if mismatch and batch > 1:
                 wrong_logits = D(images, cat([phi[1:], phi[:1]], 0))
             loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
             if word_weight:
                 words = (words if isinstance(words, Tensor) else tensor(words)).to(device)
-                words_real = _word_loss(real_text, words)
+                words_real = _word_loss(real_words, words)
                 loss_d = loss_d + words_real * word_weight
             loss_d.backward()
             opt_d.step()
             opt_g.zero_grad()
-            g_logits, fake_text = D.forward_text(fake, phi)
+            g_logits, fake_words = D.forward_text(fake, phi) if word_weight else (D(fake, phi), None)
             loss_g, kl = generator_loss(g_logits, mu, logvar, lam, g_loss, kl_reduction)
             if word_weight:
-                words_fake = _word_loss(fake_text, words)
+                words_fake = _word_loss(fake_words, words)
                 loss_g = loss_g + words_fake * word_weight
             loss_g.backward()
             opt_g.step()
