@@ -4,8 +4,9 @@
     striate train --task stackgan --data shapes --epochs N --out runs/x
     striate sample --checkpoint runs/x --n 64 --out grid.png [--label 7] [--caption "a red circle"]
 
-``--epochs N``: StackGAN trains N epochs at stage I and N/8 at stage II; LAPGAN (levels
-28 <- 14, a DCGAN top) trains N epochs at the refinement level and 3N at the top.
+``--epochs N``: StackGAN trains N epochs at stage I and N/8 (or ``--stage2-epochs``) at
+stage II; LAPGAN (levels 28 <- 14, a DCGAN top) trains N epochs at the refinement level
+and 3N at the top.
 
 ``sample`` for superres draws the first n held-out test digits: the grid holds the
 14x14 inputs (nearest-upsampled), then the 28x28 outputs, then the originals.

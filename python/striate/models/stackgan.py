@@ -266,10 +266,17 @@ class _ConditionalDiscriminator(nn.Module):
         self.owner = owner
 
     def forward(self, image: Tensor, phi: Tensor) -> Tensor:
-        return self.forward_text(image, phi)[0]
+        return self._logits(image, phi)[0]
 
     def forward_text(self, image: Tensor, phi: Tensor):
         """(logits (N,), word logits (N, words) read from the image alone, or None when words=0)."""
+        logits, h = self._logits(image, phi)
+        if self.word_head is None:
+            return logits, None
+        return logits, self.word_head(h.reshape(h.shape[0], -1)) + self.word_pool(h.mean((2, 3)))
+
+    def _logits(self, image: Tensor, phi: Tensor):
+        """(real/fake logits (N,), the image trunk's 4x4 features)."""
         if image.ndim != 4 or tuple(image.shape[1:]) != (3, self.size, self.size):
             raise ValueError(f"{self.owner}: image must be (N, 3, {self.size}, {self.size}), got {image.shape}")
         if phi.ndim != 2 or phi.shape != (image.shape[0], self.embed_dim):
@@ -278,10 +285,7 @@ class _ConditionalDiscriminator(nn.Module):
             image = cat([image, _replicate(self.early(phi), self.size, self.size)], 1)
         h = self.image(image)
         logits = self.joint(cat([h, _replicate(self.text(phi), 4, 4)], 1)).reshape(image.shape[0])
-        word_logits = None
-        if self.word_head is not None:
-            word_logits = self.word_head(h.reshape(h.shape[0], -1)) + self.word_pool(h.mean((2, 3)))
-        return logits, word_logits
+        return logits, h
 
 
 class StageIDiscriminator(_ConditionalDiscriminator):
@@ -292,9 +296,8 @@ class StageIDiscriminator(_ConditionalDiscriminator):
         m_dim: size of the compressed text code. text_planes: channels of the input-level text
             code (0: the text joins at 4x4 only).
         words: vocabulary size of the auxiliary word head (0: none); see ``forward_text``.
-        pool: downsample by 3x3 conv + max-pool instead of strided 4x4 convs (the default).
-            On Shapes a word head on this trunk learnt to name the shape kind that the strided
-            trunk missed (held-out kind 0.49 against 0.37 after 12 stage-II epochs).
+        pool: downsample by 3x3 conv + max-pool instead of strided 4x4 convs (the default);
+            on Shapes its word head reads the shape kind better (README, GAN section).
     """
 
     def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
