@@ -15,7 +15,7 @@
 # The benchmark also writes benchmarks/results/gpu-h200.{json,md} in the working tree.
 #
 # Exit status: 0 when every step passed, 1 otherwise (the log says which).
-# Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S, CUDA_ARCH (default 90),
+# Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S, CUDA_ARCH (default 90), GPU_TEST_WORKERS,
 # GPU_CHECK_SKIP_BUILD=1 to test an already installed striate.
 set -u
 
@@ -113,6 +113,9 @@ fi
 # ------------------------------------------------------------------------------- 2. CUDA tests
 TIMEOUT_ARG=()
 "$PY" -c "import pytest_timeout" >/dev/null 2>&1 && TIMEOUT_ARG=(--timeout 120)
+# pytest-xdist, where installed, spreads the ~1,700 parametrised GPU tests over GPU_TEST_WORKERS
+# processes (default 8; each holds its own CUDA context, a few hundred MiB on the card).
+"$PY" -c "import xdist" >/dev/null 2>&1 && TIMEOUT_ARG+=(-n "${GPU_TEST_WORKERS:-8}")
 STRIATE_REQUIRE_CUDA=1 run_step tests tests.log "$(step_timeout 150 165)" \
   "$PY" -m pytest tests/cuda -q -p no:cacheprovider ${TIMEOUT_ARG[@]+"${TIMEOUT_ARG[@]}"}
 
