@@ -115,7 +115,8 @@ TIMEOUT_ARG=()
 "$PY" -c "import pytest_timeout" >/dev/null 2>&1 && TIMEOUT_ARG=(--timeout 120)
 # pytest-xdist, where installed, spreads the ~1,700 parametrised GPU tests over GPU_TEST_WORKERS
 # processes (default 8; each holds its own CUDA context, a few hundred MiB on the card).
-"$PY" -c "import xdist" >/dev/null 2>&1 && TIMEOUT_ARG+=(-n "${GPU_TEST_WORKERS:-8}")
+# pytest-benchmark refuses to load beside xdist (its warning is an error here), so it is switched off.
+"$PY" -c "import xdist" >/dev/null 2>&1 && TIMEOUT_ARG+=(-n "${GPU_TEST_WORKERS:-8}" -p no:benchmark)
 STRIATE_REQUIRE_CUDA=1 run_step tests tests.log "$(step_timeout 150 165)" \
   "$PY" -m pytest tests/cuda -q -p no:cacheprovider ${TIMEOUT_ARG[@]+"${TIMEOUT_ARG[@]}"}
 
