@@ -4,10 +4,17 @@
 // divisors).
 //
 // Forward: one thread per output cell (row_grid.cuh). The common 2x2,
-// stride-2, unpadded max pool reads each pair of input rows with 16-byte
-// loads (4 floats or 2 doubles) and writes its outputs with vector stores
-// when the row length and the pointers allow it.
+// stride-2, unpadded window (max and average) has a fast path when the row
+// length and the pointers allow vector accesses: each thread reads one
+// 16-byte chunk of each of the two input rows of an output row (4 floats
+// or 2 doubles) and writes the outputs they make with one vector store.
 // Backward, all without atomics on the data:
+//  - 2x2 fast path (max and average): each thread takes a chunk of outputs
+//    of one output row and writes the two input rows they cover with
+//    vector stores; every input cell lies in exactly one window, so its
+//    gather has one term (0 + that term, as in the general gather). The max
+//    version checks each index as it reads it (the check kernel below
+//    folded in).
 //  - average: each input cell gathers dy / divisor over the windows that
 //    cover it (pool_covering_range), in the CPU kernel's order.
 //  - max, geometry known: each input cell gathers the dy whose index names
@@ -25,44 +32,142 @@
 #include "index_flag.cuh"
 #include "pool2d.h"
 #include "row_grid.cuh"
+#include "vec.cuh"
 
 namespace striate {
 
 namespace {
 
-// N values of T in one aligned vector access (16 bytes at most).
-template <typename T, int N>
-struct alignas(sizeof(T) * N) Vec {
-  T v[N];
+// Cells of one 16-byte load and the outputs they make in the 2x2 fast paths.
+template <typename T>
+constexpr int kCellsPerLoad = kPer16<T>;
+template <typename T>
+constexpr int kOutputsPerLoad = kPer16<T> / 2;
+
+// Chunk q (cells [q*L, q*L + L), L = kCellsPerLoad) of the two input rows
+// 2*oh (a) and 2*oh + 1 (b) of one output row of the 2x2 fast paths.
+template <typename T>
+struct RowPair {
+  Vec<T, kCellsPerLoad<T>> a, b;
 };
 
-// Cells of one 16-byte load and the outputs of the 2x2 fast path per thread.
 template <typename T>
-constexpr int kCellsPerLoad = 16 / (int)sizeof(T);
-template <typename T>
-constexpr int kOutputsPerLoad = kCellsPerLoad<T> / 2;
+STRIATE_HD inline RowPair<T> load_row_pair(const T* plane, index_t W, index_t oh, index_t q) {
+  constexpr int L = kCellsPerLoad<T>;
+  const T* r0 = plane + 2 * oh * W + q * L;
+  return {load_vec<L>(r0), load_vec<L>(r0 + W)};
+}
 
 // Output row oh, outputs [q*O, q*O + O) of the 2x2 / stride-2 / unpadded max
-// pool (O = kOutputsPerLoad), from the 16-byte chunk q of input rows 2*oh and
-// 2*oh + 1. The last row of a ceil_mode pool over an odd height has no
-// second input row and goes through max_pool_cell. Needs W % (2*O) == 0,
-// plane 16-byte aligned, Wo == W / 2.
+// pool (O = kOutputsPerLoad), from chunk q of input rows 2*oh and 2*oh + 1.
+// The last row of a ceil_mode pool over an odd height has no second input
+// row and goes through max_pool_cell. Needs W % (2*O) == 0, plane 16-byte
+// aligned, Wo == W / 2.
 template <typename T>
 STRIATE_HD inline void max_pool_2x2_chunk(const T* plane, const Pool2dGeometry& g, index_t oh,
                                           index_t q, Vec<T, kOutputsPerLoad<T>>* out,
                                           Vec<int64_t, kOutputsPerLoad<T>>* out_index) {
   constexpr int L = kCellsPerLoad<T>, O = kOutputsPerLoad<T>;
   if (2 * oh + 1 < g.H) {
-    const T* r0 = plane + 2 * oh * g.W + q * L;
-    const Vec<T, L> a = *reinterpret_cast<const Vec<T, L>*>(r0);
-    const Vec<T, L> b = *reinterpret_cast<const Vec<T, L>*>(r0 + g.W);
+    const RowPair<T> r = load_row_pair(plane, g.W, oh, q);
     for (int t = 0; t < O; ++t)
-      max_pool_2x2_cell(a.v[2 * t], a.v[2 * t + 1], b.v[2 * t], b.v[2 * t + 1], 2 * oh,
+      max_pool_2x2_cell(r.a.v[2 * t], r.a.v[2 * t + 1], r.b.v[2 * t], r.b.v[2 * t + 1], 2 * oh,
                         q * L + 2 * t, g.W, &out->v[t], &out_index->v[t]);
   } else {
     for (int t = 0; t < O; ++t)
       max_pool_cell(plane, g, oh, q * O + t, &out->v[t], &out_index->v[t]);
   }
+}
+
+// The same outputs of the 2x2 average pool: avg_pool_cell's sum (row-major
+// window order) and divisor, which is 4 (or the override) for every window
+// with two input rows; the last row of a ceil_mode pool over an odd height
+// goes through avg_pool_cell.
+template <typename T>
+STRIATE_HD inline void avg_pool_2x2_chunk(const T* plane, const Pool2dGeometry& g, index_t oh,
+                                          index_t q, bool count_include_pad,
+                                          index_t divisor_override,
+                                          Vec<T, kOutputsPerLoad<T>>* out) {
+  constexpr int O = kOutputsPerLoad<T>;
+  if (2 * oh + 1 < g.H) {
+    const RowPair<T> r = load_row_pair(plane, g.W, oh, q);
+    const T divisor = T(divisor_override > 0 ? divisor_override : 4);
+    for (int t = 0; t < O; ++t) {
+      T sum = T(0);
+      sum += r.a.v[2 * t];
+      sum += r.a.v[2 * t + 1];
+      sum += r.b.v[2 * t];
+      sum += r.b.v[2 * t + 1];
+      out->v[t] = sum / divisor;
+    }
+  } else {
+    for (int t = 0; t < O; ++t)
+      out->v[t] = avg_pool_cell(plane, g, oh, q * O + t, count_include_pad, divisor_override);
+  }
+}
+
+// Backward of the 2x2 fast path: dx over chunk q of input rows 2*oh (a) and
+// 2*oh + 1 (b) from the outputs [q*O, q*O + O) of row oh (dyp: dy's plane).
+// Each of these cells lies in exactly one window, so avg_pool_gather_cell
+// has one term: 0 + dy / divisor, the divisor depending on oh only here
+// (every window spans two whole columns).
+template <typename T>
+STRIATE_HD inline RowPair<T> avg_pool_2x2_backward_chunk(const T* dyp, const Pool2dGeometry& g,
+                                                         index_t oh, index_t q,
+                                                         bool count_include_pad,
+                                                         index_t divisor_override) {
+  constexpr int O = kOutputsPerLoad<T>;
+  const AvgWindow win = avg_pool_window(g, oh, q * O, count_include_pad, divisor_override);
+  const Vec<T, O> d = load_vec<O>(dyp + oh * g.Wo + q * O);
+  RowPair<T> r;
+  for (int t = 0; t < O; ++t) {
+    T v = T(0);
+    if (win.divisor > 0) v += d.v[t] / T(win.divisor);
+    r.a.v[2 * t] = r.a.v[2 * t + 1] = r.b.v[2 * t] = r.b.v[2 * t + 1] = v;
+  }
+  return r;
+}
+
+// The max version (dyp, ip: dy's and the indices' plane): a cell receives
+// 0 + dy of its window's output when the index names it, as in
+// max_pool_gather_cell. status[t] is max_pool_index_status's code for
+// output t: 0 inside its window, 1 outside the plane, 2 in the plane but
+// outside the window.
+template <typename T>
+STRIATE_HD inline RowPair<T> max_pool_2x2_backward_chunk(const T* dyp, const int64_t* ip,
+                                                         const Pool2dGeometry& g, index_t oh,
+                                                         index_t q,
+                                                         int status[kOutputsPerLoad<T>]) {
+  constexpr int L = kCellsPerLoad<T>, O = kOutputsPerLoad<T>;
+  const Vec<int64_t, O> idx = load_vec<O>(ip + oh * g.Wo + q * O);
+  const Vec<T, O> d = load_vec<O>(dyp + oh * g.Wo + q * O);
+  const bool two_rows = 2 * oh + 1 < g.H;
+  RowPair<T> r;
+  for (int t = 0; t < O; ++t) {
+    const int64_t c = 2 * oh * g.W + q * L + 2 * t, i = idx.v[t];  // c: the window's first cell
+    const T v = T(0) + d.v[t];
+    r.a.v[2 * t] = i == c ? v : T(0);
+    r.a.v[2 * t + 1] = i == c + 1 ? v : T(0);
+    r.b.v[2 * t] = i == c + g.W ? v : T(0);
+    r.b.v[2 * t + 1] = i == c + g.W + 1 ? v : T(0);
+    const bool inside = i == c || i == c + 1 || (two_rows && (i == c + g.W || i == c + g.W + 1));
+    status[t] = inside ? 0 : (i < 0 || i >= g.H * g.W) ? 1 : 2;
+  }
+  return r;
+}
+
+// Stores a backward chunk into dx's plane: row 2*oh, row 2*oh + 1 when it
+// exists, and zeros in the rows below the last window (odd H, floor mode),
+// which no window covers.
+template <typename T>
+STRIATE_HD inline void store_2x2_backward_chunk(T* dxp, const Pool2dGeometry& g, index_t oh,
+                                                index_t q, const RowPair<T>& r) {
+  constexpr int L = kCellsPerLoad<T>;
+  T* top = dxp + 2 * oh * g.W + q * L;
+  store_vec(top, r.a);
+  if (2 * oh + 1 < g.H) store_vec(top + g.W, r.b);
+  if (oh == g.Ho - 1)
+    for (index_t h = 2 * g.Ho; h < g.H; ++h) store_vec(dxp + h * g.W + q * L, Vec<T, L>{});
 }
 
 // Where index `idx` of output (oh, ow) stands: 0 inside the span of that
@@ -146,8 +251,8 @@ __global__ void max_pool2d_2x2_forward_kernel(T* __restrict__ y, int64_t* __rest
       Vec<T, O> out;
       Vec<int64_t, O> out_index;
       max_pool_2x2_chunk(plane, g, oh, q, &out, &out_index);
-      *reinterpret_cast<Vec<T, O>*>(y + r * g.Wo + q * O) = out;
-      *reinterpret_cast<Vec<int64_t, O>*>(indices + r * g.Wo + q * O) = out_index;
+      store_vec(y + r * g.Wo + q * O, out);
+      store_vec(indices + r * g.Wo + q * O, out_index);
     }
   }
 }
@@ -181,6 +286,28 @@ __global__ void max_pool2d_backward_gather_kernel(T* __restrict__ dx, const T* _
     const int64_t* ip = indices + p * out_plane;
     for (index_t w = grid_col_begin(); w < g.W; w += grid_col_step())
       dx[r * g.W + w] = max_pool_gather_cell(dyp, ip, g, h, oh0, oh1, w);
+  }
+}
+
+// The 2x2 fast path, index check included: dx (planes * Ho rows, W / L
+// chunks; each step writes two input rows), flags as in the check kernel.
+template <typename T>
+__global__ void max_pool2d_2x2_backward_kernel(T* __restrict__ dx, int64_t* flags,
+                                               const T* __restrict__ dy,
+                                               const int64_t* __restrict__ indices,
+                                               index_t planes, Pool2dGeometry g) {
+  constexpr int O = kOutputsPerLoad<T>;
+  const index_t rows = planes * g.Ho, chunks = g.W / kCellsPerLoad<T>, out_plane = g.Ho * g.Wo;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    for (index_t q = grid_col_begin(); q < chunks; q += grid_col_step()) {
+      int status[O];
+      const RowPair<T> v = max_pool_2x2_backward_chunk(dy + p * out_plane, indices + p * out_plane,
+                                                       g, oh, q, status);
+      for (int t = 0; t < O; ++t)
+        if (status[t] != 0) flag_bad_position(flags + (status[t] - 1), r * g.Wo + q * O + t);
+      store_2x2_backward_chunk(dx + p * g.H * g.W, g, oh, q, v);
+    }
   }
 }
 
@@ -234,6 +361,24 @@ __global__ void avg_pool2d_forward_kernel(T* __restrict__ y, const T* __restrict
   }
 }
 
+// The 2x2 fast path: y (planes * Ho rows, W / L chunks)
+template <typename T>
+__global__ void avg_pool2d_2x2_forward_kernel(T* __restrict__ y, const T* __restrict__ x,
+                                              index_t planes, Pool2dGeometry g,
+                                              bool count_include_pad, index_t divisor_override) {
+  constexpr int O = kOutputsPerLoad<T>;
+  const index_t rows = planes * g.Ho, chunks = g.W / kCellsPerLoad<T>;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    const T* plane = x + p * g.H * g.W;
+    for (index_t q = grid_col_begin(); q < chunks; q += grid_col_step()) {
+      Vec<T, O> out;
+      avg_pool_2x2_chunk(plane, g, oh, q, count_include_pad, divisor_override, &out);
+      store_vec(y + r * g.Wo + q * O, out);
+    }
+  }
+}
+
 // dx (planes * H rows, W)
 template <typename T>
 __global__ void avg_pool2d_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy,
@@ -251,20 +396,42 @@ __global__ void avg_pool2d_backward_kernel(T* __restrict__ dx, const T* __restri
   }
 }
 
+// The 2x2 fast path: dx (planes * Ho rows, W / L chunks; each step writes
+// two input rows)
+template <typename T>
+__global__ void avg_pool2d_2x2_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy,
+                                               index_t planes, Pool2dGeometry g,
+                                               bool count_include_pad, index_t divisor_override) {
+  const index_t rows = planes * g.Ho, chunks = g.W / kCellsPerLoad<T>;
+  for (index_t r = grid_row_begin(); r < rows; r += grid_row_step()) {
+    const index_t p = r / g.Ho, oh = r - p * g.Ho;
+    for (index_t q = grid_col_begin(); q < chunks; q += grid_col_step())
+      store_2x2_backward_chunk(dx + p * g.H * g.W, g, oh, q,
+                               avg_pool_2x2_backward_chunk(dy + p * g.Ho * g.Wo, g, oh, q,
+                                                           count_include_pad, divisor_override));
+  }
+}
+
 // -------------------------------------------------------------------- launchers
 namespace {
 
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-// The 2x2 fast path applies: geometry, whole 16-byte chunks per row, aligned
-// pointers for the vector loads and stores.
+// The 2x2 fast paths apply: the geometry, whole 16-byte chunks per input row,
+// and pointers aligned for the vector accesses: `cells` (x or dx) to 16
+// bytes, `outs` (y or dy) and `indices` (when given) to one output vector.
 template <typename T>
-bool max_pool_2x2_applies(const T* y, const int64_t* indices, const T* x,
-                          const Pool2dGeometry& g) {
+bool pool_2x2_applies(const Pool2dGeometry& g, const T* cells, const T* outs,
+                      const int64_t* indices) {
   constexpr int L = kCellsPerLoad<T>, O = kOutputsPerLoad<T>;
   return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
-         g.dh == 1 && g.dw == 1 && g.W % L == 0 && g.Wo * 2 == g.W && aligned(x, 16) &&
-         aligned(y, sizeof(T) * O) && aligned(indices, sizeof(int64_t) * O);
+         g.dh == 1 && g.dw == 1 && g.W % L == 0 && g.Wo * 2 == g.W && aligned(cells, 16) &&
+         aligned(outs, sizeof(T) * O) &&
+         (indices == nullptr || aligned(indices, sizeof(int64_t) * O));
+}
+
+// (planes * Ho output rows, W / L chunks): the launch of every 2x2 fast path.
+template <typename T>
+RowGrid pool_2x2_grid(index_t planes, const Pool2dGeometry& g) {
+  return row_grid(planes * g.Ho, g.W / kCellsPerLoad<T>);
 }
 
 }  // namespace
@@ -273,8 +440,8 @@ template <typename T>
 void max_pool2d_forward_cuda(T* y, int64_t* indices, const T* x, index_t planes,
                              const Pool2dGeometry& g, cudaStream_t stream) {
   if (planes * g.Ho * g.Wo == 0) return;
-  if (max_pool_2x2_applies(y, indices, x, g)) {
-    const RowGrid rg = row_grid(planes * g.Ho, g.W / kCellsPerLoad<T>);
+  if (pool_2x2_applies(g, x, y, indices)) {
+    const RowGrid rg = pool_2x2_grid<T>(planes, g);
     max_pool2d_2x2_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(y, indices, x, planes, g);
   } else {
     const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
@@ -287,6 +454,13 @@ template <typename T>
 void max_pool2d_backward_cuda(T* dx, int64_t* flags, const T* dy, const int64_t* indices,
                               index_t planes, const Pool2dGeometry& g, cudaStream_t stream) {
   if (planes * g.H * g.W == 0) return;
+  if (g.Ho * g.Wo > 0 && pool_2x2_applies(g, dx, dy, indices)) {
+    const RowGrid rg = pool_2x2_grid<T>(planes, g);
+    max_pool2d_2x2_backward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(dx, flags, dy, indices,
+                                                                        planes, g);
+    STRIATE_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   if (planes * g.Ho * g.Wo > 0) {
     const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
     max_pool2d_check_indices_kernel<<<rg.grid, rg.block, 0, stream>>>(flags, indices, planes, g);
@@ -316,10 +490,15 @@ void avg_pool2d_forward_cuda(T* y, const T* x, index_t planes, const Pool2dGeome
                              bool count_include_pad, index_t divisor_override,
                              cudaStream_t stream) {
   if (planes * g.Ho * g.Wo == 0) return;
-  const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
-  avg_pool2d_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(y, x, planes, g,
-                                                                 count_include_pad,
-                                                                 divisor_override);
+  if (pool_2x2_applies(g, x, y, (const int64_t*)nullptr)) {
+    const RowGrid rg = pool_2x2_grid<T>(planes, g);
+    avg_pool2d_2x2_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(
+        y, x, planes, g, count_include_pad, divisor_override);
+  } else {
+    const RowGrid rg = row_grid(planes * g.Ho, g.Wo);
+    avg_pool2d_forward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(
+        y, x, planes, g, count_include_pad, divisor_override);
+  }
   STRIATE_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -328,10 +507,15 @@ void avg_pool2d_backward_cuda(T* dx, const T* dy, index_t planes, const Pool2dGe
                               bool count_include_pad, index_t divisor_override,
                               cudaStream_t stream) {
   if (planes * g.H * g.W == 0) return;
-  const RowGrid rg = row_grid(planes * g.H, g.W);
-  avg_pool2d_backward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(dx, dy, planes, g,
-                                                                  count_include_pad,
-                                                                  divisor_override);
+  if (g.Ho * g.Wo > 0 && pool_2x2_applies(g, dx, dy, (const int64_t*)nullptr)) {
+    const RowGrid rg = pool_2x2_grid<T>(planes, g);
+    avg_pool2d_2x2_backward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(
+        dx, dy, planes, g, count_include_pad, divisor_override);
+  } else {
+    const RowGrid rg = row_grid(planes * g.H, g.W);
+    avg_pool2d_backward_kernel<T><<<rg.grid, rg.block, 0, stream>>>(
+        dx, dy, planes, g, count_include_pad, divisor_override);
+  }
   STRIATE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -9,6 +9,14 @@
 //
 //   for (index_t r = grid_row_begin(); r < rows; r += grid_row_step())
 //     for (index_t c = grid_col_begin(); c < cols; c += grid_col_step()) ...
+//
+// A kernel that gives each thread V cells of a row per step, blockDim.x
+// apart (so that each of its V accesses is coalesced across a warp, and the
+// V loads are in flight together), launches with row_grid_unrolled<V> and
+// walks
+//
+//   for (index_t c0 = grid_col_begin_unrolled<V>(); c0 < cols; c0 += grid_col_step_unrolled<V>())
+//     for (int k = 0; k < V; ++k) { const index_t c = c0 + k * blockDim.x; if (c < cols) ... }
 #pragma once
 #include <cuda_runtime.h>
 
@@ -40,5 +48,18 @@ __device__ inline index_t grid_col_begin() {
   return (index_t)blockIdx.y * blockDim.x + threadIdx.x;
 }
 __device__ inline index_t grid_col_step() { return (index_t)gridDim.y * blockDim.x; }
+
+template <int V>
+inline RowGrid row_grid_unrolled(index_t rows, index_t cols) {
+  return row_grid(rows, (cols + V - 1) / V);
+}
+template <int V>
+__device__ inline index_t grid_col_begin_unrolled() {
+  return (index_t)blockIdx.y * blockDim.x * V + threadIdx.x;
+}
+template <int V>
+__device__ inline index_t grid_col_step_unrolled() {
+  return (index_t)gridDim.y * blockDim.x * V;
+}
 
 }  // namespace striate

@@ -10,16 +10,19 @@
 
 namespace striate {
 
-// Forward, pass 1: winner (planes, out_plane) = the last input position of
-// the plane naming each output cell, -1 where none does (Wi = int32_t when
-// in_plane fits, else int64_t). Bad indices are flagged and skipped.
-// Nothing is written to y: the caller reads the flag back and runs pass 2
-// only when it is clear.                                       winner: =
+// Forward, pass 1: checks the indices and fills the winner workspace
+// (planes * out_plane values of Wi; Wi = int32_t when in_plane fits, else
+// int64_t) with which input position writes each output cell: the last one
+// of the plane naming it. Its layout is private to unpool2d.cu (compact or
+// cell-wise, chosen from the plane sizes). Bad indices are flagged and
+// skipped. Nothing is written to y: the caller reads the flag back and runs
+// pass 2 only when it is clear.                                 winner: =
 template <typename Wi>
 void max_unpool2d_winners_cuda(Wi* winner, int64_t* flag, const int64_t* indices, index_t planes,
                                index_t in_plane, index_t out_plane, cudaStream_t stream);
 
-// Forward, pass 2: y (planes, out_plane) = x at the winner, 0 elsewhere.  y: =
+// Forward, pass 2: y (planes, out_plane) = x at each cell's winner, 0
+// elsewhere; needs the workspace of pass 1 for the same sizes.          y: =
 template <typename T, typename Wi>
 void max_unpool2d_forward_cuda(T* y, const T* x, const Wi* winner, index_t planes,
                                index_t in_plane, index_t out_plane, cudaStream_t stream);

@@ -129,11 +129,16 @@ def test_raw_kernels_never_touch_memory_outside_the_planes(cp, position, winner_
 
 
 def test_clear_flag_stays_clear(cp):
+    """Every input names cell 0: no flag, and the forward gives cell 0 the later input."""
     cuda, stream = _backend._cuda, _backend.cuda_stream_ptr()
     idx = cp.zeros((2, 9), dtype=cp.int64)
     winner = cp.empty((2, 36), dtype=cp.int32)
     flag = cp.full(1, NO_BAD_INDEX, dtype=cp.int64)
     cuda.max_unpool2d_winners(winner.data.ptr, flag.data.ptr, idx.data.ptr, "int32", 2, 9, 36, stream)
     assert int(flag[0]) == NO_BAD_INDEX
-    np.testing.assert_array_equal(cp.asnumpy(winner[:, 0]), [8, 8])  # the later input wins
-    assert bool((winner[:, 1:] == -1).all())
+    x = cp.arange(1.0, 19.0).reshape(2, 9)
+    y = cp.full((2, 36), 7.0)
+    cuda.max_unpool2d_forward(y.data.ptr, x.data.ptr, winner.data.ptr, "float64", "int32", 2, 9, 36,
+                              stream)
+    np.testing.assert_array_equal(cp.asnumpy(y[:, 0]), [9.0, 18.0])  # the later input wins
+    assert bool((y[:, 1:] == 0).all())

@@ -64,7 +64,8 @@ def _max_unpool2d_forward_cuda(op, y, x, indices):
     N, C, H, W = x.shape
     planes, in_plane, out_plane = N * C, H * W, y.shape[2] * y.shape[3]
     cuda, stream = _backend._cuda, _backend.cuda_stream_ptr()
-    # winner[p, cell]: the last input position naming the cell (int32 whenever it fits).
+    # The winners pass's workspace (which input writes each cell; its layout is private to
+    # csrc/cuda/unpool2d.cu), int32 whenever it fits.
     winner_dtype = "int32" if in_plane < 2**31 else "int64"
     winner = check.empty(y, y.shape, dtype=winner_dtype)
     flag = check.index_flags(x)
