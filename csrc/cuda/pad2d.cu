@@ -13,7 +13,8 @@
 // CPU's sums term for term. The work is one read per dy cell whatever the
 // pad sizes. Each thread takes kPadUnroll cells of a row per step and loads
 // the first term of every cell's sum before adding any, so that those
-// loads are in flight together.
+// loads are in flight together; a cell whose row and column preimages are
+// single (the interior) is then 0 + that term.
 #include "check.cuh"
 #include "common/pad_index.h"
 #include "pad2d.h"
@@ -72,6 +73,11 @@ STRIATE_HD inline PadPreimage pad_preimage(index_t s, index_t n, index_t before,
 
 // The smallest element of the preimage (which is never empty).
 STRIATE_HD inline index_t preimage_first(const PadPreimage& pre) { return pre.a < pre.b ? pre.a : pre.b; }
+
+// The preimage has one element (so the cell's sum is 0 + its first term).
+STRIATE_HD inline bool preimage_single(const PadPreimage& pre) {
+  return pre.b >= pre.end && pre.a + pre.step >= pre.end;
+}
 
 // Calls f(i) for every i of the preimage in increasing order.
 template <typename F>
@@ -147,19 +153,28 @@ __global__ void __launch_bounds__(256, 4) pad2d_backward_kernel(T* __restrict__ 
     const PadPreimage row_pre = pad_preimage(r - p * H, H, pt, Ho, mode);
     const T* dyp = dy + p * Ho * Wo;
     const T* first_row = dyp + preimage_first(row_pre) * Wo;
+    const bool row_single = preimage_single(row_pre);
     for (index_t w0 = grid_col_begin_unrolled<V>(); w0 < W; w0 += grid_col_step_unrolled<V>()) {
       T first[V];
+      bool single[V];
 #pragma unroll
       for (int k = 0; k < V; ++k) {
         const index_t w = w0 + k * (index_t)blockDim.x;
-        first[k] = w < W ? first_row[preimage_first(pad_preimage(w, W, pl, Wo, mode))] : T(0);
+        first[k] = T(0);
+        single[k] = true;
+        if (w < W) {
+          const PadPreimage col_pre = pad_preimage(w, W, pl, Wo, mode);
+          first[k] = first_row[preimage_first(col_pre)];
+          single[k] = row_single && preimage_single(col_pre);
+        }
       }
 #pragma unroll
       for (int k = 0; k < V; ++k) {
         const index_t w = w0 + k * (index_t)blockDim.x;
         if (w < W)
-          dx[r * W + w] =
-              pad2d_gather_cell(dyp, Wo, row_pre, pad_preimage(w, W, pl, Wo, mode), first[k]);
+          dx[r * W + w] = single[k] ? T(0) + first[k]
+                                    : pad2d_gather_cell(dyp, Wo, row_pre,
+                                                        pad_preimage(w, W, pl, Wo, mode), first[k]);
       }
     }
   }

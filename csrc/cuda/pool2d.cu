@@ -23,13 +23,19 @@
 //    indices outside the plane, and indices outside their own window's
 //    span (which the gather would miss: the caller then falls back to the
 //    ordered kernel below).
-//  - max, ordered: one warp per plane walks dy in flat order, 32 at a time,
-//    and adds lanes that name the same cell one after another in lane
-//    order (__match_any_sync ranks), i.e. exactly the CPU's sequence of
-//    additions, for indices that need not come from any window.
+//  - max, ordered, for indices that need not come from any window: one
+//    block per plane (when an int32 per input cell fits in shared memory)
+//    records in shared memory the last output naming each cell and whether
+//    any cell is named twice. Without repeats every sum has one term, and
+//    each cell gathers 0 + dy of its output (or 0). With repeats, or
+//    without room in shared memory, one warp per plane walks dy in flat
+//    order, 32 at a time, and adds lanes that name the same cell one after
+//    another in lane order (__match_any_sync ranks), i.e. exactly the CPU's
+//    sequence of additions.
 // Every index is range-checked before use; a bad one is never dereferenced.
 #include "check.cuh"
 #include "index_flag.cuh"
+#include "plane_block.cuh"
 #include "pool2d.h"
 #include "row_grid.cuh"
 #include "vec.cuh"
@@ -311,38 +317,105 @@ __global__ void max_pool2d_2x2_backward_kernel(T* __restrict__ dx, int64_t* flag
   }
 }
 
-// One warp per plane. Each round of the inner loop lets the lanes of rank
-// `round` among those naming the same cell add their dy, so a cell named by
-// several lanes of a chunk receives their values in lane (= flat output)
-// order; __syncwarp orders the read-modify-writes between rounds and chunks.
+// dx of plane p by one warp, in the CPU's order: zeros, then each round of
+// the inner loop lets the lanes of rank `round` among those naming the same
+// cell add their dy, so a cell named by several lanes of a chunk receives
+// their values in lane (= flat output) order; __syncwarp orders the
+// read-modify-writes between rounds and chunks.
+template <typename T>
+__device__ inline void max_pool_ordered_plane(T* dxp, int64_t* flag, const T* dyp,
+                                              const int64_t* ip, index_t p, index_t in_plane,
+                                              index_t out_plane) {
+  const unsigned lane = threadIdx.x % 32;
+  for (index_t i = lane; i < in_plane; i += 32) dxp[i] = T(0);
+  __syncwarp();
+  for (index_t base = 0; base < out_plane; base += 32) {
+    const index_t o = base + lane;
+    const int64_t idx = o < out_plane ? ip[o] : 0;
+    const bool ok = o < out_plane && idx >= 0 && idx < in_plane;
+    if (o < out_plane && !ok) flag_bad_position(flag, p * out_plane + o);
+    const T v = ok ? dyp[o] : T(0);
+    const unsigned peers = __match_any_sync(0xffffffffu, ok ? idx : (int64_t)-1);
+    const int rank = __popc(peers & ((1u << lane) - 1u));
+    for (int round = 0; __any_sync(0xffffffffu, ok && rank >= round); ++round) {
+      if (ok && rank == round) dxp[idx] += v;
+      __syncwarp();
+    }
+  }
+}
+
+// One warp per plane.
 template <typename T>
 __global__ void max_pool2d_backward_ordered_kernel(T* __restrict__ dx, int64_t* flag,
                                                    const T* __restrict__ dy,
                                                    const int64_t* __restrict__ indices,
                                                    index_t planes, index_t in_plane,
                                                    index_t out_plane) {
-  const unsigned lane = threadIdx.x % 32;
   const index_t warps = (index_t)gridDim.x * (blockDim.x / 32);
   for (index_t p = (index_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; p < planes;
-       p += warps) {
+       p += warps)
+    max_pool_ordered_plane(dx + p * in_plane, flag, dy + p * out_plane, indices + p * out_plane,
+                           p, in_plane, out_plane);
+}
+
+constexpr int kOrderedBatch = 4;  // cells per thread and step whose loads go out together
+
+// One block per plane (grid-stride), dynamic shared memory: the last output
+// naming each of the in_plane cells (int32), see the file comment.
+template <typename T>
+__global__ void __launch_bounds__(kPlaneThreads, kPlaneMinBlocks)
+    max_pool2d_backward_ordered_map_kernel(T* __restrict__ dx, int64_t* flag,
+                                           const T* __restrict__ dy,
+                                           const int64_t* __restrict__ indices, index_t planes,
+                                           index_t in_plane, index_t out_plane) {
+  constexpr int B = kOrderedBatch;
+  extern __shared__ int32_t cell_last[];
+  __shared__ int repeated;
+  const index_t step = B * (index_t)blockDim.x;
+  for (index_t p = blockIdx.x; p < planes; p += gridDim.x) {
     T* dxp = dx + p * in_plane;
     const T* dyp = dy + p * out_plane;
     const int64_t* ip = indices + p * out_plane;
-    for (index_t i = lane; i < in_plane; i += 32) dxp[i] = T(0);
-    __syncwarp();
-    for (index_t base = 0; base < out_plane; base += 32) {
-      const index_t o = base + lane;
-      const int64_t idx = o < out_plane ? ip[o] : 0;
-      const bool ok = o < out_plane && idx >= 0 && idx < in_plane;
-      if (o < out_plane && !ok) flag_bad_position(flag, p * out_plane + o);
-      const T v = ok ? dyp[o] : T(0);
-      const unsigned peers = __match_any_sync(0xffffffffu, ok ? idx : (int64_t)-1);
-      const int rank = __popc(peers & ((1u << lane) - 1u));
-      for (int round = 0; __any_sync(0xffffffffu, ok && rank >= round); ++round) {
-        if (ok && rank == round) dxp[idx] += v;
-        __syncwarp();
+    for (index_t c = threadIdx.x; c < in_plane; c += blockDim.x) cell_last[c] = -1;
+    if (threadIdx.x == 0) repeated = 0;
+    __syncthreads();
+    for (index_t o0 = threadIdx.x; o0 < out_plane; o0 += step) {
+      int64_t idx[B];
+#pragma unroll
+      for (int k = 0; k < B; ++k) {
+        const index_t o = o0 + k * (index_t)blockDim.x;
+        idx[k] = o < out_plane ? ip[o] : 0;
+      }
+#pragma unroll
+      for (int k = 0; k < B; ++k) {
+        const index_t o = o0 + k * (index_t)blockDim.x;
+        if (o >= out_plane) continue;
+        if (idx[k] < 0 || idx[k] >= in_plane)
+          flag_bad_position(flag, p * out_plane + o);
+        else if (atomicMax(&cell_last[idx[k]], (int32_t)o) >= 0)
+          repeated = 1;
       }
     }
+    __syncthreads();
+    if (!repeated) {
+      for (index_t c0 = threadIdx.x; c0 < in_plane; c0 += step) {
+        T v[B];
+#pragma unroll
+        for (int k = 0; k < B; ++k) {
+          const index_t c = c0 + k * (index_t)blockDim.x;
+          const int32_t o = c < in_plane ? cell_last[c] : -1;
+          v[k] = o >= 0 ? T(0) + dyp[o] : T(0);
+        }
+#pragma unroll
+        for (int k = 0; k < B; ++k) {
+          const index_t c = c0 + k * (index_t)blockDim.x;
+          if (c < in_plane) dxp[c] = v[k];
+        }
+      }
+    } else if (threadIdx.x < 32) {
+      max_pool_ordered_plane(dxp, flag, dyp, ip, p, in_plane, out_plane);
+    }
+    __syncthreads();  // cell_last and repeated are reset for the next plane
   }
 }
 
@@ -477,11 +550,17 @@ void max_pool2d_backward_ordered_cuda(T* dx, int64_t* flag, const T* dy, const i
                                       index_t planes, const Pool2dGeometry& g,
                                       cudaStream_t stream) {
   if (planes * g.H * g.W == 0) return;
+  const index_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+  if (out_plane <= (index_t)INT32_MAX && plane_map_fits(in_plane)) {
+    launch_with_plane_map(max_pool2d_backward_ordered_map_kernel<T>, planes, in_plane, stream, dx,
+                          flag, dy, indices, planes, in_plane, out_plane);
+    return;
+  }
   const int threads = 256, warps_per_block = threads / 32;
   const index_t blocks = (planes + warps_per_block - 1) / warps_per_block;
   max_pool2d_backward_ordered_kernel<T>
       <<<(unsigned)(blocks < 0x7fffffff ? blocks : 0x7fffffff), threads, 0, stream>>>(
-          dx, flag, dy, indices, planes, g.H * g.W, g.Ho * g.Wo);
+          dx, flag, dy, indices, planes, in_plane, out_plane);
   STRIATE_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -26,6 +26,7 @@
 // plane length and the pointers allow vector accesses.
 #include "check.cuh"
 #include "index_flag.cuh"
+#include "plane_block.cuh"
 #include "row_grid.cuh"
 #include "unpool2d.h"
 #include "vec.cuh"
@@ -34,30 +35,18 @@ namespace striate {
 
 namespace {
 
-constexpr int kPlaneThreads = 512;  // one block per plane in the compact layout
-constexpr index_t kMaxBlocks = 65535 * 16;
+constexpr int kBatch = 4;  // positions per thread and step whose loads go out together
 
 __device__ inline void atomic_max_position(int32_t* a, index_t v) { atomicMax(a, (int32_t)v); }
 __device__ inline void atomic_max_position(int64_t* a, index_t v) {
   atomicMax(reinterpret_cast<long long*>(a), (long long)v);
 }
 
-// Shared memory one block may take on the current device (the opt-in limit).
-size_t shared_memory_limit() {
-  int device = 0, bytes = 0;
-  STRIATE_CUDA_CHECK(cudaGetDevice(&device));
-  STRIATE_CUDA_CHECK(
-      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return (size_t)bytes;
-}
-
 // The compact layout applies: the winners of an output plane fit in shared
 // memory as int32 and each input position has a slot.
 bool unpool_compact(index_t in_plane, index_t out_plane) {
-  return in_plane <= out_plane && (size_t)out_plane * sizeof(int32_t) <= shared_memory_limit();
+  return in_plane <= out_plane && plane_map_fits(out_plane);
 }
-
-int plane_blocks(index_t planes) { return (int)(planes < kMaxBlocks ? planes : kMaxBlocks); }
 
 // Zeros p[0, n) with the threads of one block, 16-byte stores where aligned.
 template <typename T>
@@ -87,18 +76,37 @@ __global__ void __launch_bounds__(kPlaneThreads)
     Wi* wp = winner + p * in_plane;
     for (index_t c = threadIdx.x; c < out_plane; c += blockDim.x) cell_winner[c] = -1;
     __syncthreads();
-    for (index_t i = threadIdx.x; i < in_plane; i += blockDim.x) {
-      const int64_t j = ip[i];
-      if (j < 0 || j >= out_plane)
-        flag_bad_position(flag, p * in_plane + i);
-      else
-        atomicMax(&cell_winner[j], (int32_t)i);
+    for (index_t i0 = threadIdx.x; i0 < in_plane; i0 += kBatch * (index_t)blockDim.x) {
+      int64_t j[kBatch];
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) {
+        const index_t i = i0 + k * (index_t)blockDim.x;
+        j[k] = i < in_plane ? ip[i] : 0;
+      }
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) {
+        const index_t i = i0 + k * (index_t)blockDim.x;
+        if (i >= in_plane) continue;
+        if (j[k] < 0 || j[k] >= out_plane)
+          flag_bad_position(flag, p * in_plane + i);
+        else
+          atomicMax(&cell_winner[j[k]], (int32_t)i);
+      }
     }
     __syncthreads();
-    for (index_t i = threadIdx.x; i < in_plane; i += blockDim.x) {
-      const int64_t j = ip[i];
-      const bool wins = j >= 0 && j < out_plane && cell_winner[j] == (int32_t)i;
-      wp[i] = wins ? (Wi)j : (Wi)-1;
+    for (index_t i0 = threadIdx.x; i0 < in_plane; i0 += kBatch * (index_t)blockDim.x) {
+      int64_t j[kBatch];
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) {
+        const index_t i = i0 + k * (index_t)blockDim.x;
+        j[k] = i < in_plane ? ip[i] : -1;
+      }
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) {
+        const index_t i = i0 + k * (index_t)blockDim.x;
+        const bool wins = j[k] >= 0 && j[k] < out_plane && cell_winner[j[k]] == (int32_t)i;
+        if (i < in_plane) wp[i] = wins ? (Wi)j[k] : (Wi)-1;
+      }
     }
     __syncthreads();  // the next plane resets cell_winner
   }
@@ -117,10 +125,18 @@ __global__ void __launch_bounds__(kPlaneThreads)
     const Wi* wp = winner + p * in_plane;
     zero_fill_block(yp, out_plane);
     __syncthreads();
-#pragma unroll 4
-    for (index_t i = threadIdx.x; i < in_plane; i += blockDim.x) {
-      const index_t j = wp[i];
-      if (j >= 0 && j < out_plane) yp[j] = xp[i];
+    for (index_t i0 = threadIdx.x; i0 < in_plane; i0 += kBatch * (index_t)blockDim.x) {
+      index_t j[kBatch];
+      T v[kBatch];
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k) {
+        const index_t i = i0 + k * (index_t)blockDim.x;
+        j[k] = i < in_plane ? (index_t)wp[i] : -1;
+        v[k] = i < in_plane ? xp[i] : T(0);
+      }
+#pragma unroll
+      for (int k = 0; k < kBatch; ++k)
+        if (j[k] >= 0 && j[k] < out_plane) yp[j[k]] = v[k];
     }
   }
 }
@@ -187,15 +203,9 @@ void max_unpool2d_winners_cuda(Wi* winner, int64_t* flag, const int64_t* indices
                                index_t in_plane, index_t out_plane, cudaStream_t stream) {
   if (planes * out_plane == 0) return;
   if (unpool_compact(in_plane, out_plane)) {
-    if (in_plane == 0) return;
-    const size_t shared = sizeof(int32_t) * (size_t)out_plane;
-    STRIATE_CUDA_CHECK(cudaFuncSetAttribute(max_unpool2d_compact_winners_kernel<Wi>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            (int)shared));
-    max_unpool2d_compact_winners_kernel<Wi>
-        <<<plane_blocks(planes), kPlaneThreads, shared, stream>>>(winner, flag, indices, planes,
-                                                                  in_plane, out_plane);
-    STRIATE_CUDA_CHECK(cudaGetLastError());
+    if (in_plane > 0)
+      launch_with_plane_map(max_unpool2d_compact_winners_kernel<Wi>, planes, out_plane, stream,
+                            winner, flag, indices, planes, in_plane, out_plane);
     return;
   }
   STRIATE_CUDA_CHECK(
