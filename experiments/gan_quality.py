@@ -11,7 +11,11 @@ and reports the issue's acceptance figures:
 - stackgan: for the captions of 1,000 held-out single-shape ``Shapes`` images (seed 11,
   never seen in training), the fraction of Stage-II samples whose kind and colour the
   attribute classifier reads as the caption's (also the classifier's own score on the
-  real images of those captions, for reference);
+  real images of those captions, for reference). When a U-Net segmentation run exists
+  (``striate train --task segment --model unet --out runs/seg_unet``), the kind is read a
+  second time, by a network of another design trained for another task: the class most
+  of the U-Net's non-background pixels take. It guards against samples that fool the
+  attribute classifier, or any classifier like it, without showing the shape;
 - superres: held-out PSNR of the generator against bicubic and ``pyr_up``.
 
 Writes experiments/results/gan_quality.{json,md}.
@@ -78,7 +82,30 @@ def judge_cgan(G, digits, seed=0) -> dict:
     return {"per_label": per_label, "mean_agreement": float(np.mean(per_label))}
 
 
-def judge_stackgan(G, attributes, seed=0) -> dict:
+def segmenter_kinds(segmenter, images, batch: int = 200) -> np.ndarray:
+    """Kind ids (0 ellipse, 1 rectangle, 2 triangle): the U-Net's majority non-background class."""
+    kinds = []
+    with st.no_grad():
+        for i in range(0, len(images), batch):
+            labels = segmenter(st.tensor(images[i:i + batch])).numpy().argmax(1)
+            counts = np.stack([(labels == c).sum((1, 2)) for c in (1, 2, 3)], axis=1)
+            kinds.append(counts.argmax(1))
+    return np.concatenate(kinds)
+
+
+def load_segmenter(path):
+    """The segmentation network of a ``striate train --task segment`` checkpoint, or None if absent."""
+    if not path or not os.path.isfile(path):
+        return None
+    from striate import cli
+    state = st.load(path)
+    meta = state["meta"]
+    model = cli._model(meta["model"], meta.get("num_classes"), meta.get("model_args"))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def judge_stackgan(G, attributes, seed=0, segmenter=None) -> dict:
     from striate.models.stackgan import stackgan_sample
 
     images, kinds, colours = shape_attribute_set(HELD_OUT, seed=11)
@@ -88,8 +115,12 @@ def judge_stackgan(G, attributes, seed=0) -> dict:
     s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(HELD_OUT, G[0].z_dim, seed))
     fake = attribute_accuracy(attributes, _to_unit(s1), kinds, colours)
     real = attribute_accuracy(attributes, images, kinds, colours)
-    return {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1]),
-            "samples": fake, "real_images": real, "examples": captions[:8]}
+    result = {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1]),
+              "samples": fake, "real_images": real, "examples": captions[:8]}
+    if segmenter is not None:
+        result["segmenter_kind"] = {"samples": float((segmenter_kinds(segmenter, _to_unit(s1)) == kinds).mean()),
+                                    "real_images": float((segmenter_kinds(segmenter, images) == kinds).mean())}
+    return result
 
 
 def main(argv=None) -> dict:
@@ -97,6 +128,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", default="runs", help="folder holding the run folders gan, cgan, ...")
     parser.add_argument("--classifiers", default="runs/classifiers")
     parser.add_argument("--tasks", default=",".join(cli_gan.GAN_TASKS))
+    parser.add_argument("--segmenter", default="runs/seg_unet/last.safetensors",
+                        help="a U-Net segmentation checkpoint for the second kind check (skipped if absent)")
     args = parser.parse_args(argv)
     digits = load_digit_classifier(args.classifiers)
     report = {}
@@ -115,7 +148,8 @@ def main(argv=None) -> dict:
         elif task == "cgan":
             result = judge_cgan(G, digits)
         elif task == "stackgan":
-            result = judge_stackgan(G, load_attribute_classifier(args.classifiers))
+            result = judge_stackgan(G, load_attribute_classifier(args.classifiers),
+                                    segmenter=load_segmenter(args.segmenter))
         else:
             result = cli_gan.superres_psnr(G)
         result["meta"] = meta
@@ -146,6 +180,10 @@ def markdown(report: dict) -> str:
                      f"{r['samples']['both_accuracy']:.3f} (kind {r['samples']['kind_accuracy']:.3f}, colour "
                      f"{r['samples']['colour_accuracy']:.3f}; real images {r['real_images']['both_accuracy']:.3f})"
                      f" | ≥ 0.7 |")
+        if "segmenter_kind" in r:
+            k = r["segmenter_kind"]
+            lines.append(f"| {name} | second check: Stage-II samples whose kind the U-Net segmenter reads as the "
+                         f"caption's | {k['samples']:.3f} (real images {k['real_images']:.3f}) | (none) |")
         lines.append(f"| {name} | Stage-II / Stage-I side | {r['stage2_size']} / {r['stage1_size']} | 2x |")
     if "superres" in report:
         r = report["superres"]

@@ -56,6 +56,9 @@ STACKGAN_TEXT_SCALE, STACKGAN_TEXT_PLANES, STACKGAN_STAGE2_SHARE = 128 ** 0.5, 8
 # Pixel noise of the training Shapes (the dataset's default is 0.04): without it the GAN follows the
 # captions better (held-out kind+colour 0.285 against 0.175 with it, same schedule).
 STACKGAN_NOISE = 0.0
+# --word-classifier: the stage-II word classifier's supervised warm-up, in epochs over this many
+# times the GAN's caption-image pairs (those are the first of them): 6 epochs over 12,000.
+STACKGAN_WORD_WARMUP, STACKGAN_WORD_DATA = 6, 3
 GENERATOR_FILE = "generator.safetensors"
 # LAPGAN on 28x28 digits: levels 28 <- 14, the 14x14 top a DCGAN trained LAPGAN_COARSE_EPOCHS
 # times as many epochs as the refinement level (an MLP on a 7x7 top of 3 levels gave poor
@@ -79,6 +82,12 @@ def add_train_options(parser) -> None:
     group.add_argument("--stage2-pool", action="store_true",
                        help="stackgan: the stage-II discriminator downsamples by 3x3 conv + max-pool "
                        "instead of strided 4x4 convs (slower; reads the shape kind better)")
+    group.add_argument("--word-classifier", action="store_true",
+                       help="stackgan, with --word-weight: the stage-II discriminator names the words with "
+                       f"a separate small conv net, first trained alone for {STACKGAN_WORD_WARMUP} epochs on "
+                       f"{STACKGAN_WORD_DATA}x as many real caption-image pairs as the GAN's")
+    group.add_argument("--stage2-lambda", type=float, default=None,
+                       help=f"stackgan: the KL weight of stage II (default {STACKGAN_LAMBDA:g}, as stage I)")
     group.add_argument("--classifier", default=None,
                        help="digits.safetensors of experiments/gan_classifiers.py: record the class "
                        "histogram of the samples per epoch (mode-collapse check)")
@@ -221,10 +230,16 @@ def run(args) -> dict:
                          f"choose from {', '.join(GAN_DATA[args.task])}")
     if args.k < 1:
         raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
-    if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None or args.stage2_pool):
-        raise SystemExit("striate train: --word-weight, --stage2-epochs and --stage2-pool are stackgan options")
+    if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None or args.stage2_pool
+                                    or args.word_classifier or args.stage2_lambda is not None):
+        raise SystemExit("striate train: --word-weight, --word-classifier, --stage2-epochs, --stage2-lambda and "
+                         "--stage2-pool are stackgan options")
     if not args.word_weight >= 0:
         raise SystemExit(f"striate train: --word-weight must be >= 0, got {args.word_weight}")
+    if args.word_classifier and not args.word_weight:
+        raise SystemExit("striate train: --word-classifier needs --word-weight > 0")
+    if args.stage2_lambda is not None and not args.stage2_lambda >= 0:
+        raise SystemExit(f"striate train: --stage2-lambda must be >= 0, got {args.stage2_lambda}")
     if args.stage2_epochs is not None and args.stage2_epochs < 1:
         raise SystemExit(f"striate train: --stage2-epochs must be at least 1, got {args.stage2_epochs}")
     if args.threads is not None:
@@ -343,29 +358,40 @@ def _train_stackgan(args, meta) -> dict:
     from .train import save_image_grid
 
     encoder = stackgan_encoder()
-    data = shapes_text_data(args.limit or STACKGAN_TRAIN, encoder, size=32, seed=args.seed,
-                            noise=STACKGAN_NOISE)
+    n_train = args.limit or STACKGAN_TRAIN
+    # with --word-classifier, the word warm-up reads STACKGAN_WORD_DATA pairs; the GAN the first n_train
+    data = shapes_text_data(STACKGAN_WORD_DATA * n_train if args.word_classifier else n_train, encoder,
+                            size=32, seed=args.seed, noise=STACKGAN_NOISE)
     G0, G1 = build_generator(meta)
     stage1_epochs = args.epochs
     stage2_epochs = (args.stage2_epochs if args.stage2_epochs is not None
                      else max(1, args.epochs // STACKGAN_STAGE2_SHARE))
-    meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight, stage2_pool=args.stage2_pool)
+    stage2_lambda = STACKGAN_LAMBDA if args.stage2_lambda is None else args.stage2_lambda
+    meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight, stage2_pool=args.stage2_pool,
+                word_classifier=args.word_classifier, stage2_lambda=stage2_lambda)
     # With the word term D reads the caption's words from the image alone, so the caption
     # joins D at 4x4 only (no input-level text planes).
     words = len(data.vocabulary) if args.word_weight else 0
     planes = 0 if words else STACKGAN_TEXT_PLANES
-    extra = (data.words,) if words else ()
+    def pairs(images, n):
+        return TensorDataset(images[:n], data.phi[:n], *((data.words[:n],) if words else ()))
     # The authors' KL weighting (lambda 2 on the per-element mean): a batch-mean KL at lambda 1
     # pulls the conditioning code to N(0, I) and the samples stop depending on the caption.
     # mismatch: D also learns to reject real images under a wrong caption (matching-aware D).
     options = {"lr": args.lr, "progress": args.progress, "resume": args.resume, "g_loss": args.loss,
                "lam": STACKGAN_LAMBDA, "kl_reduction": "mean", "mismatch": True, "word_weight": args.word_weight}
     fit_stackgan(1, G0, StageIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words),
-                 DataLoader(TensorDataset(data.small, data.phi, *extra), args.batch_size, shuffle=True),
+                 DataLoader(pairs(data.small, n_train), args.batch_size, shuffle=True),
                  stage1_epochs, out=os.path.join(args.out, "stage1"), **options)
-    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words, pool=args.stage2_pool),
-                 DataLoader(TensorDataset(data.large, data.phi, *extra), args.batch_size, shuffle=True),
-                 stage2_epochs, out=os.path.join(args.out, "stage2"), G0=G0, **options)
+    warmup = {}
+    if args.word_classifier:
+        warmup = {"word_warmup": STACKGAN_WORD_WARMUP,
+                  "warmup_loader": DataLoader(pairs(data.large, len(data.captions)), args.batch_size, shuffle=True)}
+    options["lam"] = stage2_lambda
+    fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words, pool=args.stage2_pool,
+                                             word_classifier=args.word_classifier),
+                 DataLoader(pairs(data.large, n_train), args.batch_size, shuffle=True),
+                 stage2_epochs, out=os.path.join(args.out, "stage2"), G0=G0, **options, **warmup)
     _save_generator(args.out, meta, {"G0": G0.state_dict(), "G1": G1.state_dict()})
     captions = list(data.captions[:32])
     s0, s1 = stackgan_sample(G0, G1, encoder, captions)

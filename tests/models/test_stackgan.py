@@ -377,3 +377,90 @@ def test_without_the_word_term_any_d_image_phi_module_trains():
     G0, _ = _tiny_stage1()
     history = fit_stackgan(1, G0, PlainD(), DataLoader(TensorDataset(data.small, data.phi), 4), 1, progress=False)
     assert np.isfinite(history["loss_d"][0]) and np.isnan(history["words_real"][0])
+
+
+def test_word_classifier_reads_the_image_alone_with_its_own_parameters():
+    from striate.models.stackgan import WordClassifier
+    st.manual_seed(0)
+    D = StageIIDiscriminator(16, ndf=4, m_dim=4, words=5, word_classifier=True)
+    assert isinstance(D.word_net, WordClassifier) and D.word_head is None and D.word_pool is None
+    x = st.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    phi = st.tensor(np.random.default_rng(1).standard_normal((2, 16)).astype(np.float32))
+    D.eval()
+    logits, words = D.forward_text(x, phi)
+    assert logits.shape == (2,) and words.shape == (2, 5)
+    assert np.array_equal(logits.numpy(), D(x, phi).numpy())
+    assert np.array_equal(words.numpy(), D.word_net(x).numpy())
+    assert np.array_equal(words.numpy(), D.forward_text(x, phi * 2.0)[1].numpy())   # no caption
+    assert np.array_equal(words.numpy(), D.word_logits(x).numpy())
+    # by hand: the trunk's global-average features through the Linear head
+    feats = D.word_net.features(x).numpy()
+    assert feats.shape == (2, 64)
+    assert_close(words.numpy(), feats @ D.word_net.head.weight.numpy().T + D.word_net.head.bias.numpy(),
+                 1e-5, 1e-5)
+    ids = {id(p) for p in D.word_parameters()}
+    assert ids == {id(p) for p in D.word_net.parameters()}
+    assert not ids & {id(p) for p in D.image.parameters()}
+    with pytest.raises(ValueError, match="word_classifier=True needs words > 0"):
+        StageIIDiscriminator(16, ndf=4, m_dim=4, word_classifier=True)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        D.word_net(st.zeros(1, 3, 10, 12))
+    with pytest.raises(ValueError, match=r"image must be \(N, 3, 32, 32\)"):
+        D.word_logits(st.zeros(1, 3, 16, 16))
+
+
+def test_shared_word_head_exposes_the_same_logits_and_its_parameters():
+    st.manual_seed(0)
+    D = StageIDiscriminator(16, size=16, ndf=4, m_dim=4, words=5)
+    x = st.tensor(np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    D.eval()
+    assert np.array_equal(D.word_logits(x).numpy(), D.forward_text(x, st.zeros(2, 16))[1].numpy())
+    ids = {id(p) for p in D.word_parameters()}
+    expected = [*D.image.parameters(), *D.word_head.parameters(), *D.word_pool.parameters()]
+    assert ids == {id(p) for p in expected}
+    assert not ids & {id(p) for p in D.joint.parameters()}
+    with pytest.raises(ValueError, match="word_logits needs a discriminator built with words > 0"):
+        StageIDiscriminator(16, size=16, ndf=4, m_dim=4).word_logits(x)
+
+
+def test_word_warmup_trains_only_the_word_path_first(tmp_path, capsys):
+    """With the GAN's lr at 0 only the warm-up moves weights: the word classifier's, and it learns the words."""
+    from striate.models.stackgan import _word_loss
+    data = shapes_text_data(16, HashingTextEncoder(dim=EMBED), size=32)
+    st.manual_seed(3)
+    G1 = StageIIGenerator(EMBED, C_DIM, ngf=8)
+    G0, _ = _tiny_stage1()
+    D = StageIIDiscriminator(EMBED, ndf=8, m_dim=8, words=len(data.vocabulary), word_classifier=True)
+    loader = DataLoader(TensorDataset(data.large, data.phi, data.words), 8)
+    before = {name: p.numpy().copy() for name, p in D.named_parameters()}
+    g_before = [p.numpy().copy() for p in G1.parameters()]
+    D.eval()
+    loss_before = _word_loss(D.word_logits(data.large), data.words).item()
+    fit_stackgan(2, G1, D, loader, 1, G0=G0, lr=0.0, word_weight=1.0, word_warmup=8, warmup_lr=1e-2,
+                 warmup_noise=0.0, out=str(tmp_path))
+    err = capsys.readouterr().err
+    assert err.count("word warm-up") == 8 and "word warm-up 8/8" in err
+    for name, p in D.named_parameters():
+        assert np.array_equal(p.numpy(), before[name]) != name.startswith("word_net."), name
+    assert all(np.array_equal(p.numpy(), q) for p, q in zip(G1.parameters(), g_before))
+    D.eval()
+    assert _word_loss(D.word_logits(data.large), data.words).item() < 0.65 * loss_before
+    # resuming from the checkpoint does not warm up again
+    fit_stackgan(2, G1, D, loader, 2, G0=G0, lr=0.0, word_weight=1.0, word_warmup=8, out=str(tmp_path),
+                 resume=True)
+    assert "word warm-up" not in capsys.readouterr().err
+
+
+def test_word_warmup_names_what_it_needs():
+    G0, D0 = _tiny_stage1()
+    with pytest.raises(ValueError, match="word_warmup > 0 needs a discriminator built with words > 0"):
+        fit_stackgan(1, G0, D0, [], 1, word_warmup=1)
+    with pytest.raises(ValueError, match="word_warmup must be a non-negative int"):
+        fit_stackgan(1, G0, D0, [], 1, word_warmup=-1)
+    with pytest.raises(ValueError, match="warmup_noise must be a number >= 0"):
+        fit_stackgan(1, G0, D0, [], 1, warmup_noise=-0.1)
+    D = StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8, words=3)
+    data = shapes_text_data(4, HashingTextEncoder(dim=EMBED))
+    with pytest.raises(ValueError, match=r"word_warmup needs \(images, phi, words\) batches"):
+        fit_stackgan(1, G0, D, DataLoader(TensorDataset(data.small, data.phi), 4), 1, word_warmup=1,
+                     progress=False)

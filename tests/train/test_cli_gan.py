@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import striate as st
 from striate import cli, cli_gan
 
 
@@ -56,6 +57,10 @@ def test_sample_is_deterministic_for_a_seed(tmp_path, capsys):
     (["train", "--task", "cgan", "--stage2-pool"], "are stackgan options"),
     (["train", "--task", "stackgan", "--word-weight", "-1"], "--word-weight must be >= 0"),
     (["train", "--task", "stackgan", "--stage2-epochs", "0"], "--stage2-epochs must be at least 1"),
+    (["train", "--task", "gan", "--word-classifier"], "are stackgan options"),
+    (["train", "--task", "lapgan", "--stage2-lambda", "1"], "are stackgan options"),
+    (["train", "--task", "stackgan", "--word-classifier"], "--word-classifier needs --word-weight > 0"),
+    (["train", "--task", "stackgan", "--stage2-lambda", "-1"], "--stage2-lambda must be >= 0"),
     (["sample", "--checkpoint", "/nonexistent/run"], "does not exist"),
 ])
 def test_gan_commands_reject_bad_arguments(argv, message):
@@ -108,3 +113,22 @@ def test_stackgan_word_weight_trains_the_word_term_and_records_it(tmp_path, caps
         assert len(history["words_real"]) == epochs and all(v > 0 for v in history["words_fake"])
     G, meta = cli_gan.load_generator(out)
     assert meta["word_weight"] == 1.0 and meta["stage2_epochs"] == 2 and meta["stage2_pool"] is True
+
+
+def test_stackgan_word_classifier_warms_up_on_three_times_the_pairs(tmp_path, capsys):
+    import json
+    out = tmp_path / "stackgan"
+    assert cli.main(["train", "--task", "stackgan", "--epochs", "1", "--stage2-epochs", "1", "--word-weight", "1",
+                     "--word-classifier", "--stage2-lambda", "0.2", "--limit", "32", "--batch-size", "32",
+                     "--out", str(out), "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"word warm-up {cli_gan.STACKGAN_WORD_WARMUP}/{cli_gan.STACKGAN_WORD_WARMUP}" in err
+    assert err.count("stage 1 word warm-up") == 0          # stage I keeps the head on its trunk
+    state = st.load(str(out / "stage2" / "last.safetensors"))
+    assert any(k.startswith("word_net.") for k in state["D"]) and not any(k.startswith("word_head") for k in state["D"])
+    history = json.loads((out / "stage2" / "losses.json").read_text())
+    assert len(history["words_real"]) == 1
+    G, meta = cli_gan.load_generator(out)
+    assert meta["word_classifier"] is True and meta["stage2_lambda"] == 0.2 and meta["word_weight"] == 1.0
+    assert cli.main(["sample", "--checkpoint", str(out), "--n", "4", "--caption", "a red circle",
+                     "--out", str(tmp_path / "grid.png")]) == 0

@@ -13,11 +13,23 @@ from .. import nn
 from ..data.shapes import COLOURS, KINDS
 from ._layers import AdaptiveAvgPool2d
 
-__all__ = ["ShapeAttributeNet"]
+__all__ = ["ShapeAttributeNet", "conv_trunk"]
+
+
+def conv_trunk(width: int = 32) -> nn.Sequential:
+    """(N, 3, H, W) -> (N, 2 * width) features, H and W multiples of 4: conv3x3-BN-ReLU twice,
+    max-pool, conv3x3-BN-ReLU, max-pool, conv3x3-BN-ReLU, global average pooling."""
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
+        AdaptiveAvgPool2d(1), nn.Flatten())
 
 
 class ShapeAttributeNet(nn.Module):
-    """conv-BN-ReLU blocks with two poolings, global average pooling, then two linear heads."""
+    """``conv_trunk`` (conv-BN-ReLU blocks, two poolings, global average pooling), then two linear heads."""
 
     kinds = KINDS
     colours = tuple(COLOURS)
@@ -25,12 +37,7 @@ class ShapeAttributeNet(nn.Module):
     def __init__(self, width: int = 32):
         super().__init__()
         w = width
-        self.features = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),
-            AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = conv_trunk(w)
         self.kind = nn.Linear(2 * w, len(KINDS))
         self.colour = nn.Linear(2 * w, len(COLOURS))
 

@@ -38,6 +38,17 @@ where y is the caption's multi-hot word vector (:func:`striate.text.word_presenc
 BCE_sum sums over the vocabulary and averages over the batch: D learns to name the
 words of real images, and G to draw images whose words D can name.
 
+By default the word logits come from a head on D's real/fake trunk. With
+``word_classifier=True`` they come from a separate ``WordClassifier`` inside D
+(a small conv net, ``striate.models.attributes.conv_trunk`` + Linear). Its parameters
+train with D's optimizer, on real images only. ``fit_stackgan(..., word_warmup=E)`` first
+trains D's word path alone for E epochs. That is supervised training on the real
+caption-image pairs: Adam at ``warmup_lr`` with a cosine schedule, and Gaussian pixel
+noise of std ``warmup_noise`` added as augmentation. The GAN then starts with a D that can
+already name the words. On Shapes this is what makes G draw the captioned shape kind:
+D's own trunk, at D's learning rate, learns to tell ellipses, rectangles and triangles
+too slowly for the training budget (README, GAN section).
+
 ``fit_stackgan`` trains one stage (Adam, one D step then one G step per batch) and
 writes, under ``out``, per-epoch sample grids from a fixed z and fixed captions,
 ``losses.json`` / ``losses.png`` and a resumable checkpoint ``last.safetensors``::
@@ -69,8 +80,9 @@ from ..optim import Adam
 from ..serialization import load, save
 from ..tensor import Tensor, cat, ones, randn, tensor, zeros
 from ..train.plots import _draw_panel, _pil, save_image_grid
+from .attributes import conv_trunk
 
-__all__ = ["ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
+__all__ = ["ConditioningAugmentation", "WordClassifier", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
            "StageIIDiscriminator", "discriminator_loss", "generator_loss", "stackgan_sample",
            "ShapesText", "shapes_text_data", "fit_stackgan", "G_LOSSES",
            "CHECKPOINT_NAME", "HISTORY_COLUMNS"]
@@ -229,6 +241,27 @@ class StageIIGenerator(nn.Module):
         return F.tanh(self.to_image(self.up(self.residual(h)))), mu, logvar
 
 
+class WordClassifier(nn.Module):
+    """Caption-word logits from an image alone: (N, 3, H, W) -> (N, words), H and W multiples of 4.
+
+    ``conv_trunk(width)`` then one Linear; ``_ConditionalDiscriminator(word_classifier=True)``
+    holds one. Args: words: vocabulary size. width: channels of the first convs.
+    """
+
+    def __init__(self, words: int, width: int = 32):
+        super().__init__()
+        self.words = _check_int("WordClassifier", "words", words, 1)
+        width = _check_int("WordClassifier", "width", width, 1)
+        self.features = conv_trunk(width)
+        self.head = nn.Linear(2 * width, self.words)
+
+    def forward(self, image: Tensor) -> Tensor:
+        if image.ndim != 4 or image.shape[1] != 3 or image.shape[2] % 4 or image.shape[3] % 4:
+            raise ValueError(f"WordClassifier: image must be (N, 3, H, W) with H and W multiples of 4, "
+                             f"got {image.shape}")
+        return self.head(self.features(image))
+
+
 class _ConditionalDiscriminator(nn.Module):
     """D(I, phi) -> logits (N,): image down to 4x4 features, joined with a replicated compressed phi.
 
@@ -240,7 +273,7 @@ class _ConditionalDiscriminator(nn.Module):
     """
 
     def __init__(self, owner: str, embed_dim: int, size: int, ndf: int, m_dim: int, text_planes: int = 0,
-                 words: int = 0, pool: bool = False):
+                 words: int = 0, pool: bool = False, word_classifier: bool = False):
         super().__init__()
         self.size = _check_side(owner, size, 8)
         self.embed_dim = _check_int(owner, "embed_dim", embed_dim, 1)
@@ -260,9 +293,14 @@ class _ConditionalDiscriminator(nn.Module):
         if self.words and self.text_planes:
             raise ValueError(f"{owner}: words > 0 reads the caption's words from the image alone, so it "
                              f"needs text_planes=0, got {self.text_planes}")
-        # word logits = Linear(4x4 features, flattened: where) + Linear(their mean: what, anywhere)
-        self.word_head = nn.Linear(features * 16, self.words) if self.words else None
-        self.word_pool = nn.Linear(features, self.words, bias=False) if self.words else None
+        if word_classifier and not self.words:
+            raise ValueError(f"{owner}: word_classifier=True needs words > 0")
+        # word logits = Linear(4x4 features, flattened: where) + Linear(their mean: what, anywhere),
+        # or, with word_classifier, a separate small conv net on the image
+        shared = self.words and not word_classifier
+        self.word_net = WordClassifier(self.words) if word_classifier else None
+        self.word_head = nn.Linear(features * 16, self.words) if shared else None
+        self.word_pool = nn.Linear(features, self.words, bias=False) if shared else None
         self.owner = owner
 
     def forward(self, image: Tensor, phi: Tensor) -> Tensor:
@@ -271,14 +309,37 @@ class _ConditionalDiscriminator(nn.Module):
     def forward_text(self, image: Tensor, phi: Tensor):
         """(logits (N,), word logits (N, words) read from the image alone, or None when words=0)."""
         logits, h = self._logits(image, phi)
-        if self.word_head is None:
+        if not self.words:
             return logits, None
-        return logits, self.word_head(h.reshape(h.shape[0], -1)) + self.word_pool(h.mean((2, 3)))
+        return logits, self._words_of(image, h)
+
+    def word_logits(self, image: Tensor) -> Tensor:
+        """Word logits (N, words) of images alone (the word warm-up of ``fit_stackgan``)."""
+        if not self.words:
+            raise ValueError(f"{self.owner}: word_logits needs a discriminator built with words > 0")
+        self._check_image(image)
+        return self._words_of(image, None if self.word_net is not None else self.image(image))
+
+    def word_parameters(self) -> list:
+        """The parameters the word logits depend on: the word classifier's, or the trunk's and the heads'."""
+        if self.word_net is not None:
+            return list(self.word_net.parameters())
+        if not self.words:
+            return []
+        return [*self.image.parameters(), *self.word_head.parameters(), *self.word_pool.parameters()]
+
+    def _words_of(self, image: Tensor, h: Tensor) -> Tensor:
+        if self.word_net is not None:
+            return self.word_net(image)
+        return self.word_head(h.reshape(h.shape[0], -1)) + self.word_pool(h.mean((2, 3)))
+
+    def _check_image(self, image: Tensor) -> None:
+        if image.ndim != 4 or tuple(image.shape[1:]) != (3, self.size, self.size):
+            raise ValueError(f"{self.owner}: image must be (N, 3, {self.size}, {self.size}), got {image.shape}")
 
     def _logits(self, image: Tensor, phi: Tensor):
         """(real/fake logits (N,), the image trunk's 4x4 features)."""
-        if image.ndim != 4 or tuple(image.shape[1:]) != (3, self.size, self.size):
-            raise ValueError(f"{self.owner}: image must be (N, 3, {self.size}, {self.size}), got {image.shape}")
+        self._check_image(image)
         if phi.ndim != 2 or phi.shape != (image.shape[0], self.embed_dim):
             raise ValueError(f"{self.owner}: phi must be ({image.shape[0]}, {self.embed_dim}), got {phi.shape}")
         if self.early is not None:
@@ -298,19 +359,23 @@ class StageIDiscriminator(_ConditionalDiscriminator):
         words: vocabulary size of the auxiliary word head (0: none); see ``forward_text``.
         pool: downsample by 3x3 conv + max-pool instead of strided 4x4 convs (the default);
             on Shapes its word head reads the shape kind better (README, GAN section).
+        word_classifier: read the words with a separate ``WordClassifier`` instead of a head
+            on the real/fake trunk (module docstring).
     """
 
     def __init__(self, embed_dim: int, size: int = 16, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
-                 words: int = 0, pool: bool = False):
-        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool)
+                 words: int = 0, pool: bool = False, word_classifier: bool = False):
+        super().__init__("StageIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool,
+                         word_classifier)
 
 
 class StageIIDiscriminator(_ConditionalDiscriminator):
     """D(I, phi) -> logits (N,) for stage-II images, by default (N, 3, 32, 32); as StageIDiscriminator."""
 
     def __init__(self, embed_dim: int, size: int = 32, ndf: int = 32, m_dim: int = 32, text_planes: int = 0,
-                 words: int = 0, pool: bool = False):
-        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool)
+                 words: int = 0, pool: bool = False, word_classifier: bool = False):
+        super().__init__("StageIIDiscriminator", embed_dim, size, ndf, m_dim, text_planes, words, pool,
+                         word_classifier)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, wrong_logits: Tensor = None) -> Tensor:
@@ -467,7 +532,8 @@ def _stage_fakes(stage, G, G0, z, phi):
 
 def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=None, G0=None,
                  progress=True, resume=False, g_loss="nonsaturating", mismatch=False, betas=(0.5, 0.999),
-                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0) -> dict:
+                 kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0,
+                 word_warmup=0, warmup_loader=None, warmup_lr=2e-3, warmup_noise=0.08) -> dict:
     """Train one StackGAN stage; returns the per-epoch history ``{column: [values]}``.
 
     Args:
@@ -490,6 +556,13 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         word_weight: weight of the auxiliary word term (module docstring); > 0 needs D built
             with ``words > 0`` and a loader of ``(images, phi, words)`` batches. History columns
             ``words_real`` / ``words_fake`` record the two word losses (NaN when it is off).
+        word_warmup: epochs of supervised training of D's word path alone (``D.word_parameters()``,
+            the loss BCE_sum(D.word_logits(images), words)) before the first GAN epoch; skipped
+            when resuming from a checkpoint. Needs D built with ``words > 0``.
+        warmup_loader: ``(images, phi, words)`` batches for the warm-up (default ``loader``), at
+            the stage's resolution; it may hold more caption-image pairs than the GAN's loader.
+        warmup_lr: the warm-up's Adam learning rate, decayed by a cosine over the warm-up epochs.
+        warmup_noise: std of the Gaussian pixel noise added to warm-up images (augmentation).
     """
     if stage not in (1, 2):
         raise ValueError(f"fit_stackgan: stage must be 1 or 2, got {stage!r}")
@@ -507,6 +580,13 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         raise ValueError(f"fit_stackgan: word_weight must be a number >= 0, got {word_weight!r}")
     if word_weight and not getattr(D, "words", 0):
         raise ValueError("fit_stackgan: word_weight > 0 needs a discriminator built with words > 0")
+    if isinstance(word_warmup, bool) or not isinstance(word_warmup, int) or word_warmup < 0:
+        raise ValueError(f"fit_stackgan: word_warmup must be a non-negative int, got {word_warmup!r}")
+    if word_warmup and not getattr(D, "words", 0):
+        raise ValueError("fit_stackgan: word_warmup > 0 needs a discriminator built with words > 0")
+    for name, value in (("warmup_lr", warmup_lr), ("warmup_noise", warmup_noise)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+            raise ValueError(f"fit_stackgan: {name} must be a number >= 0, got {value!r}")
     z_dim = z_dim if z_dim is not None else (G if stage == 1 else G0).z_dim
     device = next((p.device for p in G.parameters()), "cpu")
     opt_g = Adam(G.parameters(), lr=lr, betas=betas)
@@ -530,6 +610,9 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         state = load(path)
         restore_pair(state, G, D, opt_g, opt_d, loader, optimizer_keys=("opt_g", "opt_d"))
         start, history = int(state["epoch"]), {k: list(v) for k, v in state["history"].items()}
+    if word_warmup and start == 0 and epochs > 0:
+        _word_warmup(stage, D, warmup_loader if warmup_loader is not None else loader, word_warmup, warmup_lr,
+                     warmup_noise, device, progress)
     for epoch in range(start + 1, epochs + 1):
         began = time.perf_counter()
         G.train()
@@ -588,6 +671,35 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
             _write_epoch_samples(stage, G, G0, fixed_z, fixed_phi, os.path.join(out, f"samples_epoch{epoch:03d}.png"))
             _save_history(history, out)
     return history
+
+
+def _word_warmup(stage, D, loader, epochs, lr, noise, device, progress) -> None:
+    """Train D's word path alone on real (images, phi, words) batches: Adam + cosine decay."""
+    from ..optim.lr_scheduler import CosineAnnealingLR
+
+    opt = Adam(D.word_parameters(), lr=lr)
+    schedule = CosineAnnealingLR(opt, epochs)
+    D.train()
+    for epoch in range(1, epochs + 1):
+        total, n = 0.0, 0
+        for items in loader:
+            if len(items) < 3:
+                raise ValueError("fit_stackgan: word_warmup needs (images, phi, words) batches")
+            images, words = items[0], items[2]
+            images = (images if isinstance(images, Tensor) else tensor(images)).to(device)
+            words = (words if isinstance(words, Tensor) else tensor(words)).to(device)
+            if noise:
+                images = images + randn(*images.shape, device=device) * float(noise)
+            opt.zero_grad()
+            loss = _word_loss(D.word_logits(images), words)
+            loss.backward()
+            opt.step()
+            total += loss.item() * images.shape[0]
+            n += images.shape[0]
+        schedule.step()
+        if progress:
+            print(f"stackgan stage {stage} word warm-up {epoch}/{epochs}: words {total / max(n, 1):.4f}",
+                  file=sys.stderr, flush=True)
 
 
 def _write_epoch_samples(stage, G, G0, z, phi, path) -> None:
