@@ -86,6 +86,9 @@ def add_train_options(parser) -> None:
                        help="stackgan, with --word-weight: the stage-II discriminator names the words with "
                        f"a separate small conv net, first trained alone for {STACKGAN_WORD_WARMUP} epochs on "
                        f"{STACKGAN_WORD_DATA}x as many real caption-image pairs as the GAN's")
+    group.add_argument("--word-freeze", action="store_true",
+                       help="stackgan, with --word-classifier: keep the word classifier fixed after its warm-up "
+                       "(a pretrained judge of G's words; each stage-II epoch is about a third faster)")
     group.add_argument("--stage2-lambda", type=float, default=None,
                        help=f"stackgan: the KL weight of stage II (default {STACKGAN_LAMBDA:g}, as stage I)")
     group.add_argument("--classifier", default=None,
@@ -231,13 +234,15 @@ def run(args) -> dict:
     if args.k < 1:
         raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
     if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None or args.stage2_pool
-                                    or args.word_classifier or args.stage2_lambda is not None):
-        raise SystemExit("striate train: --word-weight, --word-classifier, --stage2-epochs, --stage2-lambda and "
-                         "--stage2-pool are stackgan options")
+                                    or args.word_classifier or args.word_freeze or args.stage2_lambda is not None):
+        raise SystemExit("striate train: --word-weight, --word-classifier, --word-freeze, --stage2-epochs, "
+                         "--stage2-lambda and --stage2-pool are stackgan options")
     if not args.word_weight >= 0:
         raise SystemExit(f"striate train: --word-weight must be >= 0, got {args.word_weight}")
     if args.word_classifier and not args.word_weight:
         raise SystemExit("striate train: --word-classifier needs --word-weight > 0")
+    if args.word_freeze and not args.word_classifier:
+        raise SystemExit("striate train: --word-freeze needs --word-classifier")
     if args.stage2_lambda is not None and not args.stage2_lambda >= 0:
         raise SystemExit(f"striate train: --stage2-lambda must be >= 0, got {args.stage2_lambda}")
     if args.stage2_epochs is not None and args.stage2_epochs < 1:
@@ -368,7 +373,7 @@ def _train_stackgan(args, meta) -> dict:
                      else max(1, args.epochs // STACKGAN_STAGE2_SHARE))
     stage2_lambda = STACKGAN_LAMBDA if args.stage2_lambda is None else args.stage2_lambda
     meta.update(stage2_epochs=stage2_epochs, word_weight=args.word_weight, stage2_pool=args.stage2_pool,
-                word_classifier=args.word_classifier, stage2_lambda=stage2_lambda)
+                word_classifier=args.word_classifier, word_freeze=args.word_freeze, stage2_lambda=stage2_lambda)
     # With the word term D reads the caption's words from the image alone, so the caption
     # joins D at 4x4 only (no input-level text planes).
     words = len(data.vocabulary) if args.word_weight else 0
@@ -385,7 +390,7 @@ def _train_stackgan(args, meta) -> dict:
                  stage1_epochs, out=os.path.join(args.out, "stage1"), **options)
     warmup = {}
     if args.word_classifier:
-        warmup = {"word_warmup": STACKGAN_WORD_WARMUP,
+        warmup = {"word_warmup": STACKGAN_WORD_WARMUP, "word_freeze": args.word_freeze,
                   "warmup_loader": DataLoader(pairs(data.large, len(data.captions)), args.batch_size, shuffle=True)}
     options["lam"] = stage2_lambda
     fit_stackgan(2, G1, StageIIDiscriminator(STACKGAN_EMBED, text_planes=planes, words=words, pool=args.stage2_pool,

@@ -464,3 +464,27 @@ def test_word_warmup_names_what_it_needs():
     with pytest.raises(ValueError, match=r"word_warmup needs \(images, phi, words\) batches"):
         fit_stackgan(1, G0, D, DataLoader(TensorDataset(data.small, data.phi), 4), 1, word_warmup=1,
                      progress=False)
+
+
+def test_word_freeze_keeps_the_classifier_fixed_and_in_eval_mode():
+    data = shapes_text_data(16, HashingTextEncoder(dim=EMBED), size=32)
+    st.manual_seed(3)
+    G1 = StageIIGenerator(EMBED, C_DIM, ngf=8)
+    G0, _ = _tiny_stage1()
+    D = StageIIDiscriminator(EMBED, ndf=8, m_dim=8, words=len(data.vocabulary), word_classifier=True)
+    loader = DataLoader(TensorDataset(data.large, data.phi, data.words), 8)
+    state = {k: v.numpy().copy() for k, v in D.state_dict().items()}       # parameters and BN statistics
+    g_before = [p.numpy().copy() for p in G1.parameters()]
+    history = fit_stackgan(2, G1, D, loader, 1, G0=G0, lr=1e-3, word_weight=1.0, word_freeze=True, progress=False)
+    after = D.state_dict()
+    for key, value in state.items():
+        assert np.array_equal(after[key].numpy(), value) == key.startswith("word_net."), key
+    assert not all(np.array_equal(p.numpy(), q) for p, q in zip(G1.parameters(), g_before))
+    assert np.isnan(history["words_real"][0]) and np.isfinite(history["words_fake"][0])
+    assert all(p.requires_grad for p in D.word_net.parameters())             # restored afterwards
+    G0b, D0 = _tiny_stage1()
+    with pytest.raises(ValueError, match="word_freeze needs word_weight > 0 and a discriminator built with"):
+        fit_stackgan(1, G0b, StageIDiscriminator(EMBED, size=16, ndf=8, m_dim=8, words=3), [], 1,
+                     word_weight=1.0, word_freeze=True)
+    with pytest.raises(ValueError, match="word_freeze needs word_weight > 0"):
+        fit_stackgan(2, G1, D, loader, 1, G0=G0, word_freeze=True)

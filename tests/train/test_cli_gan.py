@@ -61,6 +61,8 @@ def test_sample_is_deterministic_for_a_seed(tmp_path, capsys):
     (["train", "--task", "lapgan", "--stage2-lambda", "1"], "are stackgan options"),
     (["train", "--task", "stackgan", "--word-classifier"], "--word-classifier needs --word-weight > 0"),
     (["train", "--task", "stackgan", "--stage2-lambda", "-1"], "--stage2-lambda must be >= 0"),
+    (["train", "--task", "stackgan", "--word-weight", "1", "--word-freeze"], "--word-freeze needs --word-classifier"),
+    (["train", "--task", "cgan", "--word-freeze"], "are stackgan options"),
     (["sample", "--checkpoint", "/nonexistent/run"], "does not exist"),
 ])
 def test_gan_commands_reject_bad_arguments(argv, message):
@@ -119,7 +121,8 @@ def test_stackgan_word_classifier_warms_up_on_three_times_the_pairs(tmp_path, ca
     import json
     out = tmp_path / "stackgan"
     assert cli.main(["train", "--task", "stackgan", "--epochs", "1", "--stage2-epochs", "1", "--word-weight", "1",
-                     "--word-classifier", "--stage2-lambda", "0.2", "--limit", "32", "--batch-size", "32",
+                     "--word-classifier", "--word-freeze", "--stage2-lambda", "0.2", "--limit", "32",
+                     "--batch-size", "32",
                      "--out", str(out), "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert f"word warm-up {cli_gan.STACKGAN_WORD_WARMUP}/{cli_gan.STACKGAN_WORD_WARMUP}" in err
@@ -127,8 +130,9 @@ def test_stackgan_word_classifier_warms_up_on_three_times_the_pairs(tmp_path, ca
     state = st.load(str(out / "stage2" / "last.safetensors"))
     assert any(k.startswith("word_net.") for k in state["D"]) and not any(k.startswith("word_head") for k in state["D"])
     history = json.loads((out / "stage2" / "losses.json").read_text())
-    assert len(history["words_real"]) == 1
+    assert history["words_real"] == [None] and history["words_fake"][0] > 0    # frozen: no real word term
     G, meta = cli_gan.load_generator(out)
     assert meta["word_classifier"] is True and meta["stage2_lambda"] == 0.2 and meta["word_weight"] == 1.0
+    assert meta["word_freeze"] is True
     assert cli.main(["sample", "--checkpoint", str(out), "--n", "4", "--caption", "a red circle",
                      "--out", str(tmp_path / "grid.png")]) == 0

@@ -533,7 +533,7 @@ def _stage_fakes(stage, G, G0, z, phi):
 def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=None, G0=None,
                  progress=True, resume=False, g_loss="nonsaturating", mismatch=False, betas=(0.5, 0.999),
                  kl_reduction="batchmean", sample_phi=None, n_samples=16, sample_seed=0, word_weight=0.0,
-                 word_warmup=0, warmup_loader=None, warmup_lr=2e-3, warmup_noise=0.08) -> dict:
+                 word_warmup=0, warmup_loader=None, warmup_lr=2e-3, warmup_noise=0.08, word_freeze=False) -> dict:
     """Train one StackGAN stage; returns the per-epoch history ``{column: [values]}``.
 
     Args:
@@ -563,6 +563,9 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
             the stage's resolution; it may hold more caption-image pairs than the GAN's loader.
         warmup_lr: the warm-up's Adam learning rate, decayed by a cosine over the warm-up epochs.
         warmup_noise: std of the Gaussian pixel noise added to warm-up images (augmentation).
+        word_freeze: after the warm-up, keep D's ``WordClassifier`` fixed, in eval mode (its batch-norm
+            statistics are the real images'), as a pretrained judge of G's words; L_D then has no word
+            term and ``words_real`` is NaN. Needs D built with ``word_classifier=True``.
     """
     if stage not in (1, 2):
         raise ValueError(f"fit_stackgan: stage must be 1 or 2, got {stage!r}")
@@ -584,13 +587,17 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
         raise ValueError(f"fit_stackgan: word_warmup must be a non-negative int, got {word_warmup!r}")
     if word_warmup and not getattr(D, "words", 0):
         raise ValueError("fit_stackgan: word_warmup > 0 needs a discriminator built with words > 0")
+    if word_freeze and (not word_weight or getattr(D, "word_net", None) is None):
+        raise ValueError("fit_stackgan: word_freeze needs word_weight > 0 and a discriminator built with "
+                         "word_classifier=True")
     for name, value in (("warmup_lr", warmup_lr), ("warmup_noise", warmup_noise)):
         if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
             raise ValueError(f"fit_stackgan: {name} must be a number >= 0, got {value!r}")
     z_dim = z_dim if z_dim is not None else (G if stage == 1 else G0).z_dim
     device = next((p.device for p in G.parameters()), "cpu")
     opt_g = Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = Adam(D.parameters(), lr=lr, betas=betas)
+    frozen = list(D.word_net.parameters()) if word_freeze else []
+    opt_d = Adam([p for p in D.parameters() if not any(p is q for q in frozen)], lr=lr, betas=betas)
     if G0 is not None:
         G0.eval()
     history = {name: [] for name in HISTORY_COLUMNS}
@@ -613,63 +620,76 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
     if word_warmup and start == 0 and epochs > 0:
         _word_warmup(stage, D, warmup_loader if warmup_loader is not None else loader, word_warmup, warmup_lr,
                      warmup_noise, device, progress)
-    for epoch in range(start + 1, epochs + 1):
-        began = time.perf_counter()
-        G.train()
-        D.train()
-        sums, n = dict.fromkeys(HISTORY_COLUMNS[1:-1], 0.0), 0
-        for items in loader:
-            images, phi, words = items[0], items[1], items[2] if len(items) > 2 else None
-            if word_weight and words is None:
-                raise ValueError("fit_stackgan: word_weight > 0 needs a loader of (images, phi, words) batches")
-            images = images if isinstance(images, Tensor) else tensor(images)
-            phi = phi if isinstance(phi, Tensor) else tensor(phi)
-            images, phi = images.to(device), phi.to(device)
-            batch = images.shape[0]
-            fake, mu, logvar = _stage_fakes(stage, G, G0, randn(batch, z_dim, device=device), phi)
-            opt_d.zero_grad()
-            # forward_text only with the word term, so any D(image, phi) module trains the seed's losses
-            real_logits, real_words = D.forward_text(images, phi) if word_weight else (D(images, phi), None)
-            fake_logits = D(fake.detach(), phi)
-            wrong_logits = None
-            if mismatch and batch > 1:
-                wrong_logits = D(images, cat([phi[1:], phi[:1]], 0))
-            loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
-            if word_weight:
-                words = (words if isinstance(words, Tensor) else tensor(words)).to(device)
-                words_real = _word_loss(real_words, words)
-                loss_d = loss_d + words_real * word_weight
-            loss_d.backward()
-            opt_d.step()
-            opt_g.zero_grad()
-            g_logits, fake_words = D.forward_text(fake, phi) if word_weight else (D(fake, phi), None)
-            loss_g, kl = generator_loss(g_logits, mu, logvar, lam, g_loss, kl_reduction)
-            if word_weight:
-                words_fake = _word_loss(fake_words, words)
-                loss_g = loss_g + words_fake * word_weight
-            loss_g.backward()
-            opt_g.step()
-            text = ((("words_real", words_real.item()), ("words_fake", words_fake.item())) if word_weight
-                    else (("words_real", math.nan), ("words_fake", math.nan)))
-            for name, value in (("loss_d", loss_d.item()), ("loss_g", loss_g.item()), ("kl", kl.item()),
-                                ("d_real", F.sigmoid(real_logits.detach()).mean().item()),
-                                ("d_fake", F.sigmoid(fake_logits.detach()).mean().item())) + text:
-                sums[name] += float(value) * batch
-            n += batch
-        history["epoch"].append(epoch)
-        for name, total in sums.items():
-            history[name].append(total / n if n else math.nan)
-        history["epoch_time"].append(time.perf_counter() - began)
-        if progress:
-            print(f"stackgan stage {stage} epoch {epoch}/{epochs}: " + " ".join(
-                f"{name} {history[name][-1]:.4f}" for name in HISTORY_COLUMNS[1:-1]), file=sys.stderr, flush=True)
-        if out is not None:
-            save({"epoch": epoch, "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                  "opt_d": opt_d.state_dict(), "rng": st_random.get_rng_state(),
-                  "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
-                  "history": history, "meta": {"stage": stage}}, path)
-            _write_epoch_samples(stage, G, G0, fixed_z, fixed_phi, os.path.join(out, f"samples_epoch{epoch:03d}.png"))
-            _save_history(history, out)
+    for p in frozen:            # no weight gradients for the fixed classifier; restored below
+        p.requires_grad_(False)
+    try:
+        for epoch in range(start + 1, epochs + 1):
+            began = time.perf_counter()
+            G.train()
+            D.train()
+            if word_freeze:
+                D.word_net.eval()
+            sums, n = dict.fromkeys(HISTORY_COLUMNS[1:-1], 0.0), 0
+            for items in loader:
+                images, phi, words = items[0], items[1], items[2] if len(items) > 2 else None
+                if word_weight and words is None:
+                    raise ValueError("fit_stackgan: word_weight > 0 needs a loader of (images, phi, words) batches")
+                images = images if isinstance(images, Tensor) else tensor(images)
+                phi = phi if isinstance(phi, Tensor) else tensor(phi)
+                images, phi = images.to(device), phi.to(device)
+                batch = images.shape[0]
+                fake, mu, logvar = _stage_fakes(stage, G, G0, randn(batch, z_dim, device=device), phi)
+                opt_d.zero_grad()
+                # forward_text only with the word term, so any D(image, phi) module trains the seed's losses
+                read_real = word_weight and not word_freeze
+                real_logits, real_words = D.forward_text(images, phi) if read_real else (D(images, phi), None)
+                fake_logits = D(fake.detach(), phi)
+                wrong_logits = None
+                if mismatch and batch > 1:
+                    wrong_logits = D(images, cat([phi[1:], phi[:1]], 0))
+                loss_d = discriminator_loss(real_logits, fake_logits, wrong_logits)
+                if word_weight:
+                    words = (words if isinstance(words, Tensor) else tensor(words)).to(device)
+                words_real = _word_loss(real_words, words) if read_real else None
+                if read_real:
+                    loss_d = loss_d + words_real * word_weight
+                loss_d.backward()
+                opt_d.step()
+                opt_g.zero_grad()
+                if word_freeze:
+                    g_logits, fake_words = D(fake, phi), D.word_net(fake)
+                else:
+                    g_logits, fake_words = D.forward_text(fake, phi) if word_weight else (D(fake, phi), None)
+                loss_g, kl = generator_loss(g_logits, mu, logvar, lam, g_loss, kl_reduction)
+                if word_weight:
+                    words_fake = _word_loss(fake_words, words)
+                    loss_g = loss_g + words_fake * word_weight
+                loss_g.backward()
+                opt_g.step()
+                text = (("words_real", words_real.item() if read_real else math.nan),
+                        ("words_fake", words_fake.item() if word_weight else math.nan))
+                for name, value in (("loss_d", loss_d.item()), ("loss_g", loss_g.item()), ("kl", kl.item()),
+                                    ("d_real", F.sigmoid(real_logits.detach()).mean().item()),
+                                    ("d_fake", F.sigmoid(fake_logits.detach()).mean().item())) + text:
+                    sums[name] += float(value) * batch
+                n += batch
+            history["epoch"].append(epoch)
+            for name, total in sums.items():
+                history[name].append(total / n if n else math.nan)
+            history["epoch_time"].append(time.perf_counter() - began)
+            if progress:
+                print(f"stackgan stage {stage} epoch {epoch}/{epochs}: " + " ".join(
+                    f"{name} {history[name][-1]:.4f}" for name in HISTORY_COLUMNS[1:-1]), file=sys.stderr, flush=True)
+            if out is not None:
+                save({"epoch": epoch, "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
+                      "opt_d": opt_d.state_dict(), "rng": st_random.get_rng_state(),
+                      "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
+                      "history": history, "meta": {"stage": stage}}, path)
+                _write_epoch_samples(stage, G, G0, fixed_z, fixed_phi, os.path.join(out, f"samples_epoch{epoch:03d}.png"))
+                _save_history(history, out)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     return history
 
 
