@@ -45,7 +45,9 @@ train with D's optimizer, on real images only. ``fit_stackgan(..., word_warmup=E
 trains D's word path alone for E epochs. That is supervised training on the real
 caption-image pairs: Adam at ``warmup_lr`` with a cosine schedule, and Gaussian pixel
 noise of std ``warmup_noise`` added as augmentation. The GAN then starts with a D that can
-already name the words. On Shapes this is what makes G draw the captioned shape kind:
+already name the words. With ``word_freeze=True`` the classifier then stays fixed, in eval
+mode, as a pretrained judge of G's words (like AttnGAN's pretrained text-image matcher), and
+L_D has no word term. On Shapes this is what makes G draw the captioned shape kind:
 D's own trunk, at D's learning rate, learns to tell ellipses, rectangles and triangles
 too slowly for the training budget (README, GAN section).
 
@@ -685,7 +687,8 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
                       "opt_d": opt_d.state_dict(), "rng": st_random.get_rng_state(),
                       "loader": loader.state_dict() if hasattr(loader, "state_dict") else None,
                       "history": history, "meta": {"stage": stage}}, path)
-                _write_epoch_samples(stage, G, G0, fixed_z, fixed_phi, os.path.join(out, f"samples_epoch{epoch:03d}.png"))
+                _write_epoch_samples(stage, G, G0, fixed_z, fixed_phi,
+                                     os.path.join(out, f"samples_epoch{epoch:03d}.png"))
                 _save_history(history, out)
     finally:
         for p in frozen:
