@@ -107,6 +107,26 @@ def load_segmenter(path):
     return model.eval()
 
 
+def held_out_captions() -> list:
+    """The captions of the held-out single-shape images of ``shape_attribute_set(HELD_OUT, seed=11)``."""
+    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)
+    return [data.caption(i) for i in range(HELD_OUT)]
+
+
+def stackgan_samples(G, captions, draws: int = STACKGAN_DRAWS):
+    """(Stage-II samples in [0, 1], draw after draw: (draws * len(captions), 3, S, S), (Stage-I side,
+    Stage-II side)). Draw d: z from ``numpy.random.default_rng(d)``, the conditioning
+    augmentation's eps after ``striate.manual_seed(d)``."""
+    from striate.models.stackgan import stackgan_sample
+
+    encoder, out = cli_gan.stackgan_encoder(), []
+    for draw in range(draws):
+        st.manual_seed(draw)   # the conditioning augmentation's eps comes from the global generator
+        s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(len(captions), G[0].z_dim, draw))
+        out.append(_to_unit(s1))
+    return np.concatenate(out), (int(s0.shape[-1]), int(s1.shape[-1]))
+
+
 def judge_stackgan(G, attributes, segmenter=None, draws: int = STACKGAN_DRAWS) -> dict:
     """Kind and colour of Stage-II samples for the held-out captions, over ``draws`` noise draws.
 
@@ -114,22 +134,14 @@ def judge_stackgan(G, attributes, segmenter=None, draws: int = STACKGAN_DRAWS) -
     after ``striate.manual_seed(d)``. Each draw samples every caption once, so the figures are
     fractions of draws x 1,000 samples; ``per_draw`` gives each draw's kind-and-colour score.
     """
-    from striate.models.stackgan import stackgan_sample
-
     images, kinds, colours = shape_attribute_set(HELD_OUT, seed=11)
-    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)   # the same samples, for their captions
-    captions = [data.caption(i) for i in range(HELD_OUT)]
-    encoder = cli_gan.stackgan_encoder()
-    per_draw, samples = [], []
-    for draw in range(draws):
-        st.manual_seed(draw)   # the conditioning augmentation's eps comes from the global generator
-        s0, s1 = stackgan_sample(G[0], G[1], encoder, captions, z=_noise(HELD_OUT, G[0].z_dim, draw))
-        samples.append(_to_unit(s1))
-        per_draw.append(attribute_accuracy(attributes, samples[-1], kinds, colours)["both_accuracy"])
-    samples = np.concatenate(samples)
+    captions = held_out_captions()
+    samples, sides = stackgan_samples(G, captions, draws)
+    per_draw = [attribute_accuracy(attributes, d, kinds, colours)["both_accuracy"]
+                for d in np.split(samples, draws)]
     fake = attribute_accuracy(attributes, samples, np.tile(kinds, draws), np.tile(colours, draws))
     real = attribute_accuracy(attributes, images, kinds, colours)
-    result = {"stage1_size": int(s0.shape[-1]), "stage2_size": int(s1.shape[-1]), "draws": draws,
+    result = {"stage1_size": sides[0], "stage2_size": sides[1], "draws": draws,
               "samples": fake, "per_draw": per_draw, "real_images": real, "examples": captions[:8]}
     if segmenter is not None:
         result["segmenter_kind"] = {

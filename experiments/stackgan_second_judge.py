@@ -22,14 +22,12 @@ from pathlib import Path
 import numpy as np
 
 import striate as st
-from striate import cli_gan, nn, optim
-from striate.data import DataLoader, TensorDataset
+from striate import cli_gan, nn
 from striate.models.attributes import AdaptiveAvgPool2d
-from striate.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gan_classifiers import attribute_accuracy, shape_attribute_set  # noqa: E402
-from gan_quality import HELD_OUT, STACKGAN_DRAWS, _noise, _to_unit  # noqa: E402
+from gan_classifiers import attribute_accuracy, fit_attribute_classifier, shape_attribute_set  # noqa: E402
+from gan_quality import HELD_OUT, STACKGAN_DRAWS, held_out_captions, stackgan_samples  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "stackgan_second_judge.json"
 
@@ -50,41 +48,14 @@ class PoolJudge(nn.Module):
         return self.kind(h), self.colour(h)
 
 
-def train(epochs: int = 8, n: int = 12000) -> PoolJudge:
-    st.manual_seed(1)
-    images, kinds, colours = shape_attribute_set(n, seed=10)
-    model = PoolJudge()
-    opt = optim.Adam(model.parameters(), lr=2e-3)
-    schedule = optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    loader = DataLoader(TensorDataset(st.tensor(images), st.tensor(np.stack([kinds, colours], 1))), 64, shuffle=True)
-    for _ in range(epochs):
-        model.train()
-        for x, y in loader:
-            opt.zero_grad()
-            k, c = model(x)
-            (F.cross_entropy(k, y[:, 0]) + F.cross_entropy(c, y[:, 1])).backward()
-            opt.step()
-        schedule.step()
-    return model
-
-
 def main(runs) -> dict:
-    from striate.data import Shapes
-    from striate.models.stackgan import stackgan_sample
-
-    judge = train()
+    judge = fit_attribute_classifier(PoolJudge, 12000, seed=1, epochs=8)
     images, kinds, colours = shape_attribute_set(HELD_OUT, seed=11)
     report = {"real_images": attribute_accuracy(judge, images, kinds, colours)}
-    data = Shapes(HELD_OUT, size=32, seed=11, max_shapes=1)
-    captions = [data.caption(i) for i in range(HELD_OUT)]
+    captions = held_out_captions()
     for run in runs:
-        G = cli_gan.load_generator(str(Path("runs") / run))[0]
-        samples = []
-        for draw in range(STACKGAN_DRAWS):   # the noise draws of experiments/gan_quality.py
-            st.manual_seed(draw)
-            samples.append(_to_unit(stackgan_sample(G[0], G[1], cli_gan.stackgan_encoder(), captions,
-                                                    z=_noise(HELD_OUT, G[0].z_dim, draw))[1]))
-        report[run] = attribute_accuracy(judge, np.concatenate(samples), np.tile(kinds, STACKGAN_DRAWS),
+        samples = stackgan_samples(cli_gan.load_generator(str(Path("runs") / run))[0], captions)[0]
+        report[run] = attribute_accuracy(judge, samples, np.tile(kinds, STACKGAN_DRAWS),
                                          np.tile(colours, STACKGAN_DRAWS))
     for name, result in report.items():
         print(f"{name}: {result}", flush=True)

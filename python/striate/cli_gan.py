@@ -54,7 +54,7 @@ STACKGAN_TRAIN, STACKGAN_EMBED, STACKGAN_C_DIM, STACKGAN_LAMBDA = 4000, 128, 16,
 # stage II trains an eighth of stage I's epochs (it is ~6x slower per epoch).
 STACKGAN_TEXT_SCALE, STACKGAN_TEXT_PLANES, STACKGAN_STAGE2_SHARE = 128 ** 0.5, 8, 8
 # Pixel noise of the training Shapes (the dataset's default is 0.04): without it the GAN follows the
-# captions better (held-out kind+colour 0.285 against 0.175 with it, same schedule).
+# captions better (held-out kind+colour 0.285 against 0.175 with it, same schedule; single-draw scores).
 STACKGAN_NOISE = 0.0
 # --word-classifier: the stage-II word classifier's supervised warm-up, in epochs over this many
 # times the GAN's caption-image pairs (those are the first of them): 6 epochs over 12,000.

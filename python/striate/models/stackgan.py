@@ -658,10 +658,8 @@ def fit_stackgan(stage, G, D, loader, epochs, z_dim=None, lam=1.0, lr=2e-4, out=
                 loss_d.backward()
                 opt_d.step()
                 opt_g.zero_grad()
-                if word_freeze:
-                    g_logits, fake_words = D(fake, phi), D.word_net(fake)
-                else:
-                    g_logits, fake_words = D.forward_text(fake, phi) if word_weight else (D(fake, phi), None)
+                # frozen: D.word_net is in eval mode and without weight gradients, G still learns through it
+                g_logits, fake_words = D.forward_text(fake, phi) if word_weight else (D(fake, phi), None)
                 loss_g, kl = generator_loss(g_logits, mu, logvar, lam, g_loss, kl_reduction)
                 if word_weight:
                     words_fake = _word_loss(fake_words, words)
