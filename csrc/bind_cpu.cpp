@@ -30,7 +30,7 @@ void pad2d_forward(py::array y, py::array x, index_t pl, index_t pr, index_t pt,
                    int mode, double value) {
   const char* op = "pad2d";
   check_ndim(op, "x", x, 4);
-  require(pl >= 0 && pr >= 0 && pt >= 0 && pb >= 0, "pad2d: pad must be non-negative");
+  for (index_t v : {pl, pr, pt, pb}) require_geometry(op, "pad", v, 0);
   dispatch_float(op, x, [&](auto t) {
     using T = decltype(t);
     const auto s = shape_of(x);
@@ -46,7 +46,7 @@ void pad2d_backward(py::array dx, py::array dy, index_t pl, index_t pr, index_t 
                     int mode) {
   const char* op = "pad2d_backward";
   check_ndim(op, "dx", dx, 4);
-  require(pl >= 0 && pr >= 0 && pt >= 0 && pb >= 0, "pad2d_backward: pad must be non-negative");
+  for (index_t v : {pl, pr, pt, pb}) require_geometry(op, "pad", v, 0);
   dispatch_float(op, dy, [&](auto t) {
     using T = decltype(t);
     const auto s = shape_of(dx);
@@ -58,6 +58,13 @@ void pad2d_backward(py::array dx, py::array dy, index_t pl, index_t pr, index_t 
 }
 
 // ---------------------------------------------------------------- conv2d
+void require_stride_dilation(const char* op, Pair stride, Pair dilation) {
+  require_geometry(op, "stride", stride.first, 1);
+  require_geometry(op, "stride", stride.second, 1);
+  require_geometry(op, "dilation", dilation.first, 1);
+  require_geometry(op, "dilation", dilation.second, 1);
+}
+
 // Builds the convolution geometry from x (N, C, H, W), w (K, C/groups, kh, kw)
 // and the output extent, checking the channel/group arithmetic.
 Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
@@ -70,9 +77,9 @@ Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
                                        std::to_string(ws[1] * groups) +
                                        ") must equal the input channels (" +
                                        std::to_string(xs[1]) + ")");
-  require(stride.first >= 1 && stride.second >= 1 && dilation.first >= 1 && dilation.second >= 1,
-          std::string(op) + ": stride and dilation must be >= 1");
-  require(pad.first >= 0 && pad.second >= 0, std::string(op) + ": padding must be >= 0");
+  require_stride_dilation(op, stride, dilation);
+  require_geometry(op, "padding", pad.first, 0);
+  require_geometry(op, "padding", pad.second, 0);
   require(ws[2] >= 1 && ws[3] >= 1, std::string(op) + ": kernel must be at least 1x1");
   Conv2dGeometry g;
   g.N = xs[0]; g.C = xs[1]; g.H = xs[2]; g.W = xs[3];
@@ -93,12 +100,12 @@ Conv2dGeometry checked_conv_geometry(const char* op, const py::array& x, const p
   check_array(op, "x", x, dt, {});
   check_array(op, "weight", w, dt, {});
   const auto xs = shape_of(x), ws = shape_of(w);
-  require(stride.first >= 1 && stride.second >= 1 && dilation.first >= 1 && dilation.second >= 1,
-          std::string(op) + ": stride and dilation must be >= 1");
-  require(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0,
-          std::string(op) + ": padding must be >= 0");
-  const index_t Ho = conv_output_size(xs[2], ws[2], stride.first, pad[0] + pad[1], dilation.first);
-  const index_t Wo = conv_output_size(xs[3], ws[3], stride.second, pad[2] + pad[3], dilation.second);
+  require_stride_dilation(op, stride, dilation);
+  for (index_t v : pad) require_geometry(op, "padding", v, 0);
+  const index_t Ho = require_size(
+      op, conv_output_size(xs[2], ws[2], stride.first, pad[0] + pad[1], dilation.first));
+  const index_t Wo = require_size(
+      op, conv_output_size(xs[3], ws[3], stride.second, pad[2] + pad[3], dilation.second));
   require(Ho >= 1 && Wo >= 1, std::string(op) + ": the kernel is larger than the padded input");
   return conv_geometry(op, xs, ws, Ho, Wo, stride, {pad[0], pad[2]}, dilation, groups);
 }
@@ -158,12 +165,16 @@ Conv2dGeometry conv_transpose_geometry(const char* op, const char* yname, const 
                                        index_t groups, bool writable) {
   require(groups >= 1 && xs[1] % groups == 0 && ws[0] == xs[1],
           std::string(op) + ": weight.shape[0] must equal in_channels, divisible by groups");
-  require(output_padding.first >= 0 && output_padding.second >= 0,
-          std::string(op) + ": output_padding must be >= 0");
-  const index_t Ho = conv_transpose_output_size(xs[2], ws[2], stride.first, pad.first,
-                                                dilation.first, output_padding.first);
-  const index_t Wo = conv_transpose_output_size(xs[3], ws[3], stride.second, pad.second,
-                                                dilation.second, output_padding.second);
+  require_stride_dilation(op, stride, dilation);
+  for (index_t v : {pad.first, pad.second}) require_geometry(op, "padding", v, 0);
+  for (index_t v : {output_padding.first, output_padding.second})
+    require_geometry(op, "output_padding", v, 0);
+  const index_t Ho = require_size(op, conv_transpose_output_size(xs[2], ws[2], stride.first,
+                                                                 pad.first, dilation.first,
+                                                                 output_padding.first));
+  const index_t Wo = require_size(op, conv_transpose_output_size(xs[3], ws[3], stride.second,
+                                                                 pad.second, dilation.second,
+                                                                 output_padding.second));
   require(Ho >= 1 && Wo >= 1, std::string(op) + ": the output would be empty");
   check_array(op, yname, y, dt, {xs[0], ws[1] * groups, Ho, Wo}, writable);
   return conv_geometry(op, shape_of(y), ws, xs[2], xs[3], stride, pad, dilation, groups);
@@ -242,16 +253,17 @@ void matmul(py::array c, py::array a, py::array b, bool trans_a, bool trans_b) {
 // Geometry of pooling x (N, C, H, W); the output extent comes from shape.h.
 Pool2dGeometry pool_geometry(const char* op, const std::vector<index_t>& xs, Pair k, Pair s,
                              Pair p, Pair d, bool ceil_mode) {
-  require(k.first >= 1 && k.second >= 1, std::string(op) + ": kernel_size must be >= 1");
-  require(s.first >= 1 && s.second >= 1, std::string(op) + ": stride must be >= 1");
-  require(d.first >= 1 && d.second >= 1, std::string(op) + ": dilation must be >= 1");
-  require(p.first >= 0 && p.second >= 0, std::string(op) + ": padding must be >= 0");
+  for (index_t v : {k.first, k.second}) require_geometry(op, "kernel_size", v, 1);
+  require_stride_dilation(op, s, d);
+  for (index_t v : {p.first, p.second}) require_geometry(op, "padding", v, 0);
+  require(2 * p.first <= k.first && 2 * p.second <= k.second,
+          std::string(op) + ": padding must be at most half the kernel size");
   Pool2dGeometry g;
   g.H = xs[2]; g.W = xs[3];
   g.kh = k.first; g.kw = k.second; g.sh = s.first; g.sw = s.second;
   g.ph = p.first; g.pw = p.second; g.dh = d.first; g.dw = d.second;
-  g.Ho = pool_output_size(g.H, g.kh, g.sh, g.ph, g.dh, ceil_mode);
-  g.Wo = pool_output_size(g.W, g.kw, g.sw, g.pw, g.dw, ceil_mode);
+  g.Ho = require_size(op, pool_output_size(g.H, g.kh, g.sh, g.ph, g.dh, ceil_mode));
+  g.Wo = require_size(op, pool_output_size(g.W, g.kw, g.sw, g.pw, g.dw, ceil_mode));
   require(g.Ho >= 1 && g.Wo >= 1, std::string(op) + ": the output would be empty");
   return g;
 }

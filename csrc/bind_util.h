@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/macros.h"
+#include "common/shape.h"
 
 namespace striate {
 namespace py = pybind11;
@@ -25,6 +26,22 @@ inline std::vector<index_t> shape_of(const py::array& a) {
 
 inline void require(bool ok, const std::string& message) {
   if (!ok) throw py::value_error(message);
+}
+
+// A kernel size, stride, padding, dilation or output length must lie in
+// [minimum, kMaxGeometryArgument] (common/shape.h), so that no index formed
+// from it can overflow.
+inline void require_geometry(const std::string& op, const char* name, index_t v, index_t minimum) {
+  if (!geometry_argument_ok(v, minimum))
+    throw py::value_error(op + ": " + name + " must be in [" + std::to_string(minimum) + ", " +
+                          std::to_string(kMaxGeometryArgument) + "], got " + std::to_string(v));
+}
+
+// An output length from a shape.h formula: kSizeOverflow becomes an error.
+inline index_t require_size(const std::string& op, index_t size) {
+  if (size == kSizeOverflow)
+    throw py::value_error(op + ": the output size overflows int64 (arguments too large)");
+  return size;
 }
 
 // Checks dtype, C-contiguity and (optionally) the exact shape of an array.

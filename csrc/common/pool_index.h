@@ -14,21 +14,35 @@ struct Pool2dGeometry {
   index_t kh, kw, sh, sw, ph, pw, dh, dw;
 };
 
+// Taps [a0, a1) of a window starting at `start` with `k` taps `d` apart
+// whose coordinate start + a*d lies in [0, n): the window clipped to the
+// plane in closed form, so a huge kernel costs no more than the plane.
+STRIATE_HD inline void window_taps_inside(index_t start, index_t k, index_t d, index_t n,
+                                          index_t* a0, index_t* a1) {
+  index_t lo = start >= 0 ? 0 : (-start + d - 1) / d;  // first tap at or right of 0
+  index_t hi = start >= n ? 0 : (n - 1 - start) / d + 1;  // one past the last tap left of n
+  lo = lo < k ? lo : k;
+  hi = hi < k ? hi : k;
+  *a0 = lo;
+  *a1 = hi > lo ? hi : lo;
+}
+
 // Max over one window with PyTorch's rules: the first maximum in row-major
 // window order wins ties; a NaN wins over any number (the last NaN seen).
 // When every candidate is -inf the index is the first in-plane cell.
 template <typename T>
 STRIATE_HD inline void max_pool_cell(const T* plane, const Pool2dGeometry& g, index_t oh,
                                      index_t ow, T* out, int64_t* out_index) {
-  index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  const index_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  index_t a0, a1, b0, b1;
+  window_taps_inside(h0, g.kh, g.dh, g.H, &a0, &a1);
+  window_taps_inside(w0, g.kw, g.dw, g.W, &b0, &b1);
   T best = -T(INFINITY);
   int64_t best_index = -1;  // stays -1 only if the window holds no in-plane cell
-  for (index_t a = 0; a < g.kh; ++a) {
-    index_t h = h0 + a * g.dh;
-    if (h < 0 || h >= g.H) continue;
-    for (index_t b = 0; b < g.kw; ++b) {
-      index_t w = w0 + b * g.dw;
-      if (w < 0 || w >= g.W) continue;
+  for (index_t a = a0; a < a1; ++a) {
+    const index_t h = h0 + a * g.dh;
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t w = w0 + b * g.dw;
       T v = plane[h * g.W + w];
       if (best_index < 0 || v > best || v != v) {
         best = v;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/macros.h"
+#include "common/shape.h"
 
 namespace striate {
 namespace py = pybind11;
@@ -32,6 +33,15 @@ auto dispatch_float_name(const char* op, const std::string& dtype, F f) {
 
 inline void require_cuda(bool ok, const std::string& message) {
   if (!ok) throw py::value_error(message);
+}
+
+// A kernel size, stride, padding or dilation in [minimum, kMaxGeometryArgument]
+// (common/shape.h), so that no index formed from it overflows.
+inline void require_geometry_cuda(const std::string& op, const char* name, index_t v,
+                                  index_t minimum) {
+  require_cuda(geometry_argument_ok(v, minimum),
+               op + ": " + name + " must be in [" + std::to_string(minimum) + ", " +
+                   std::to_string(kMaxGeometryArgument) + "], got " + std::to_string(v));
 }
 
 // One registration function per op family (csrc/cuda/bind_<family>.cpp).

@@ -20,9 +20,9 @@ void require_sizes(const std::string& op, const Conv2dGeometry& g) {
   require_cuda(g.N >= 1 && g.C >= 1 && g.H >= 1 && g.W >= 1 && g.K >= 1 && g.Ho >= 1 &&
                    g.Wo >= 1 && g.kh >= 1 && g.kw >= 1,
                op + ": every size must be >= 1");
-  require_cuda(g.sh >= 1 && g.sw >= 1 && g.dh >= 1 && g.dw >= 1,
-               op + ": stride and dilation must be >= 1");
-  require_cuda(g.pt >= 0 && g.pl >= 0, op + ": padding must be >= 0");
+  for (index_t v : {g.sh, g.sw}) require_geometry_cuda(op, "stride", v, 1);
+  for (index_t v : {g.dh, g.dw}) require_geometry_cuda(op, "dilation", v, 1);
+  for (index_t v : {g.pt, g.pl}) require_geometry_cuda(op, "padding", v, 0);
   require_cuda(g.groups >= 1 && g.C % g.groups == 0 && g.K % g.groups == 0,
                op + ": both channel counts must be divisible by groups (" +
                    std::to_string(g.groups) + ")");

@@ -9,8 +9,7 @@ void check_pad(const char* op, index_t planes, index_t H, index_t W, index_t pl,
                index_t pt, index_t pb, int mode) {
   require_cuda(planes >= 1 && H >= 1 && W >= 1,
                std::string(op) + ": planes, H and W must be >= 1");
-  require_cuda(pl >= 0 && pr >= 0 && pt >= 0 && pb >= 0,
-               std::string(op) + ": pad must be non-negative");
+  for (index_t v : {pl, pr, pt, pb}) require_geometry_cuda(op, "pad", v, 0);
   require_cuda(mode >= 0 && mode <= 3,
                std::string(op) + ": mode must be 0..3 (constant, reflect, replicate, circular)");
 }

@@ -18,16 +18,20 @@ Pool2dGeometry pool_geometry(const char* op, index_t planes, Pair in_hw, Pair k,
   const std::string name(op);
   require_cuda(planes >= 1 && in_hw.first >= 1 && in_hw.second >= 1,
                name + ": planes, H and W must be >= 1");
-  require_cuda(k.first >= 1 && k.second >= 1, name + ": kernel_size must be >= 1");
-  require_cuda(s.first >= 1 && s.second >= 1, name + ": stride must be >= 1");
-  require_cuda(d.first >= 1 && d.second >= 1, name + ": dilation must be >= 1");
-  require_cuda(p.first >= 0 && p.second >= 0, name + ": padding must be >= 0");
+  for (index_t v : {k.first, k.second}) require_geometry_cuda(name, "kernel_size", v, 1);
+  for (index_t v : {s.first, s.second}) require_geometry_cuda(name, "stride", v, 1);
+  for (index_t v : {d.first, d.second}) require_geometry_cuda(name, "dilation", v, 1);
+  for (index_t v : {p.first, p.second}) require_geometry_cuda(name, "padding", v, 0);
+  require_cuda(2 * p.first <= k.first && 2 * p.second <= k.second,
+               name + ": padding must be at most half the kernel size");
   Pool2dGeometry g;
   g.H = in_hw.first; g.W = in_hw.second;
   g.kh = k.first; g.kw = k.second; g.sh = s.first; g.sw = s.second;
   g.ph = p.first; g.pw = p.second; g.dh = d.first; g.dw = d.second;
   g.Ho = pool_output_size(g.H, g.kh, g.sh, g.ph, g.dh, ceil_mode);
   g.Wo = pool_output_size(g.W, g.kw, g.sw, g.pw, g.dw, ceil_mode);
+  require_cuda(g.Ho != kSizeOverflow && g.Wo != kSizeOverflow,
+               name + ": the output size overflows int64 (arguments too large)");
   require_cuda(g.Ho >= 1 && g.Wo >= 1, name + ": the output would be empty");
   return g;
 }

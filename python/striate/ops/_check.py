@@ -2,16 +2,40 @@
 
 Every error names the op, the argument and what was expected, e.g.
 ``max_pool2d: padding (3) must be at most half the kernel size (2)``.
+
+Geometry integers (kernel sizes, strides, paddings, dilations, groups,
+output sizes) are at most ``MAX_GEOMETRY`` (2**31 - 1, the C++ bindings'
+``kMaxGeometryArgument``), and every output is checked against the memory of
+its device before it is allocated (:func:`empty`), so a huge argument is an
+error in closed form, never a long loop, a wrapped size or a bare numpy
+message.
 """
 from __future__ import annotations
 
+import functools
+import math
 import numbers
+import os
 
 import numpy as np
 
 from .._backend import is_cuda_array
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# The largest kernel size, stride, padding, dilation, group count or output length accepted:
+# 2**31 - 1, PyTorch's bound for these int arguments (csrc/common/shape.h: kMaxGeometryArgument).
+MAX_GEOMETRY = 2**31 - 1
+# The largest length of one declared dimension (x_shape, output_size of a full shape).
+MAX_DIMENSION = 2**62
+
+
+class ArraySizeError(ValueError, MemoryError):
+    """An output or workspace larger than its device's memory (or than int64 can count).
+
+    A ``ValueError`` (the arguments ask for it) and a ``MemoryError`` (what numpy and
+    PyTorch raise for a failed allocation), so code catching either sees it.
+    """
 
 
 def array(op: str, name: str, x, ndim: int | None = 4, dtype=None, allow_empty: bool = False):
@@ -41,12 +65,16 @@ def same_kind(op: str, ref_name: str, ref, name: str, x) -> None:
         raise TypeError(f"{op}: {name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
 
 
-def integer(op: str, name: str, v, minimum: int | None = None) -> int:
+def integer(op: str, name: str, v, minimum: int | None = None,
+            maximum: int | None = MAX_GEOMETRY) -> int:
+    """An int (not a bool) in [minimum, maximum]; numpy integers are accepted."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an int, got {v!r}")
     v = int(v)
     if minimum is not None and v < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{op}: {name} must be at most {maximum}, got {v}")
     return v
 
 
@@ -61,10 +89,17 @@ def pair(op: str, name: str, v, minimum: int | None = None) -> tuple[int, int]:
 
 
 def shape4(op: str, name: str, s) -> tuple[int, int, int, int]:
+    """A declared (N, C, H, W) shape of positive ints; its size is checked by :func:`empty`."""
     if not isinstance(s, (tuple, list)) or len(s) != 4:
         raise ValueError(f"{op}: {name} must be a 4-tuple (N, C, H, W), got {s!r}")
-    s = tuple(integer(op, name, v, 1) for v in s)
-    return s
+    return tuple(integer(op, name, v, 1, MAX_DIMENSION) for v in s)
+
+
+def output_length(op: str, name: str, n: int) -> int:
+    """A length from a shape.h formula: its overflow answer (-1) becomes an error."""
+    if n < 0:
+        raise ArraySizeError(f"{op}: the {name} overflows int64 (the arguments are too large)")
+    return n
 
 
 def needs(op: str, v) -> tuple[bool, bool, bool]:
@@ -74,8 +109,22 @@ def needs(op: str, v) -> tuple[bool, bool, bool]:
     return tuple(bool(n) for n in v)
 
 
+def boolean(op: str, name: str, v) -> bool:
+    """A bool (numpy's bool too); anything else is a TypeError, not a silent truth test."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {v!r}")
+    return bool(v)
+
+
+def real(op: str, name: str, v) -> float:
+    """A real number (int or float, numpy's too; NaN and infinities allowed)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {v!r}")
+    return float(v)
+
+
 def choice(op: str, name: str, v, options) -> str:
-    if v not in options:
+    if not isinstance(v, str) or v not in options:
         raise ValueError(f"{op}: {name} must be one of {', '.join(map(repr, options))}, got {v!r}")
     return v
 
@@ -89,11 +138,52 @@ def probability(op: str, name: str, p) -> float:
     return p
 
 
-def empty(like, shape, dtype=None):
-    """Allocate on like's device (numpy.empty or cupy.empty)."""
+@functools.lru_cache(maxsize=None)
+def _host_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: only int64 bounds the size
+        return 2**63 - 1
+
+
+def _device_memory_bytes(like) -> int:
+    if is_cuda_array(like):
+        from .._backend import array_module
+
+        return int(array_module(like).cuda.runtime.memGetInfo()[1])
+    return _host_memory_bytes()
+
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def empty(op: str, like, shape, dtype=None):
+    """Allocate on like's device (numpy.empty or cupy.empty), after checking the size.
+
+    Raises:
+        ArraySizeError: the array would hold more bytes than its device's memory (or than
+            int64 can count), or the allocator refused it; the message names ``op``.
+    """
     from .._backend import array_module
 
-    return array_module(like).empty(shape, dtype=like.dtype if dtype is None else dtype)
+    dtype = np.dtype(like.dtype if dtype is None else dtype)
+    shape = tuple(int(n) for n in shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    limit = _device_memory_bytes(like)
+    if nbytes > limit:
+        raise ArraySizeError(
+            f"{op}: the output {shape} ({dtype}) would need {_size_text(nbytes)}, more than the "
+            f"{_size_text(limit)} of memory of its device"
+        )
+    try:
+        return array_module(like).empty(shape, dtype=dtype)
+    except MemoryError as exc:  # numpy's and CuPy's out-of-memory errors both derive from it
+        raise ArraySizeError(f"{op}: cannot allocate the output {shape} ({dtype}, "
+                             f"{_size_text(nbytes)}): {exc}") from exc
 
 
 def cpu_only(op: str, *arrays) -> None:

@@ -68,8 +68,10 @@ class _Conv:
                 f"({H + top + bottom}x{W + left + right})"
             )
         self.pad = (top, bottom, left, right)
-        self.Ho = _cpu.conv_output_size(H, kh, self.stride[0], top + bottom, self.dilation[0])
-        self.Wo = _cpu.conv_output_size(W, kw, self.stride[1], left + right, self.dilation[1])
+        self.Ho = check.output_length(op, "output height", _cpu.conv_output_size(
+            H, kh, self.stride[0], top + bottom, self.dilation[0]))
+        self.Wo = check.output_length(op, "output width", _cpu.conv_output_size(
+            W, kw, self.stride[1], left + right, self.dilation[1]))
         self.out_shape = (N, K, self.Ho, self.Wo)
 
     def padded_input(self, x):
@@ -114,7 +116,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
     _check_weight(op, x, w, b)
     g = _Conv(op, x.shape, w, stride, padding, dilation, groups, padding_mode)
     xp = g.padded_input(x)
-    y = check.empty(x, g.out_shape)
+    y = check.empty(op, x, g.out_shape)
     if _backend.is_cuda_array(x):
         _backend._cuda.conv2d_forward(y.data.ptr, xp.data.ptr, w.data.ptr, _ptr(b), x.dtype.name,
                                       *g.cuda_sizes(xp.shape, w.shape),
@@ -145,14 +147,14 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
     xp = g.padded_input(x)
-    dxp = check.empty(x, xp.shape) if needs[0] else None
-    dw = check.empty(w, w.shape) if needs[1] else None
-    db = check.empty(dy, (w.shape[0],)) if needs[2] else None
+    dxp = check.empty(op, x, xp.shape) if needs[0] else None
+    dw = check.empty(op, w, w.shape) if needs[1] else None
+    db = check.empty(op, dy, (w.shape[0],)) if needs[2] else None
     if _backend.is_cuda_array(x):
         cuda = _backend._cuda
         sizes = g.cuda_sizes(xp.shape, w.shape)
         count = cuda.conv2d_backward_workspace(x.dtype.name, *sizes) if needs[1] else 0
-        workspace = check.empty(x, (count,)) if count else None
+        workspace = check.empty(op, x, (count,)) if count else None
         cuda.conv2d_backward(_ptr(dxp), _ptr(dw), _ptr(db), dy.data.ptr, xp.data.ptr, w.data.ptr,
                              x.dtype.name, *sizes, _ptr(workspace), count,
                              bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
@@ -171,6 +173,6 @@ def conv2d_reference(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     _check_weight(op, x, w, b)
     g = _Conv(op, x.shape, w, stride, padding, dilation, groups, "zeros")
     check.cpu_only(op, x)
-    y = check.empty(x, g.out_shape)
+    y = check.empty(op, x, g.out_shape)
     _cpu.conv2d_forward(y, x, w, b, g.stride, g.pad, g.dilation, g.groups, reference=True)
     return y

@@ -32,10 +32,10 @@ class _ConvT:
                     f"{op}: output_padding ({op_}) must be smaller than stride "
                     f"({self.stride[i]}) or dilation ({self.dilation[i]})"
                 )
-        self.Ho = _cpu.conv_transpose_output_size(H, kh, self.stride[0], self.padding[0],
-                                                  self.dilation[0], self.output_padding[0])
-        self.Wo = _cpu.conv_transpose_output_size(W, kw, self.stride[1], self.padding[1],
-                                                  self.dilation[1], self.output_padding[1])
+        self.Ho, self.Wo = (
+            check.output_length(op, "output size", _cpu.conv_transpose_output_size(
+                n, k, self.stride[i], self.padding[i], self.dilation[i], self.output_padding[i]))
+            for i, (n, k) in enumerate(((H, kh), (W, kw))))
         if self.Ho < 1 or self.Wo < 1:
             raise ValueError(f"{op}: the output size ({self.Ho}x{self.Wo}) would be empty")
         self.out_shape = (N, Kg * self.groups, self.Ho, self.Wo)
@@ -71,7 +71,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
         check.same_kind(op, "x", x, "bias", b)
         if b.shape[0] != g.out_shape[1]:
             raise ValueError(f"{op}: bias must have shape ({g.out_shape[1]},), got {tuple(b.shape)}")
-    y = check.empty(x, g.out_shape)
+    y = check.empty(op, x, g.out_shape)
     if _backend.is_cuda_array(x):
         _backend._cuda.conv_transpose2d_forward(y.data.ptr, x.data.ptr, w.data.ptr, _ptr(b),
                                                 x.dtype.name, *g.cuda_sizes(x.shape, w.shape),
@@ -98,14 +98,14 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     g = _ConvT(op, x.shape, w, stride, padding, output_padding, groups, dilation)
     if tuple(dy.shape) != g.out_shape:
         raise ValueError(f"{op}: dy must have shape {g.out_shape}, got {tuple(dy.shape)}")
-    dx = check.empty(x, x.shape) if needs[0] else None
-    dw = check.empty(w, w.shape) if needs[1] else None
-    db = check.empty(dy, (g.out_shape[1],)) if needs[2] else None
+    dx = check.empty(op, x, x.shape) if needs[0] else None
+    dw = check.empty(op, w, w.shape) if needs[1] else None
+    db = check.empty(op, dy, (g.out_shape[1],)) if needs[2] else None
     if _backend.is_cuda_array(x):
         cuda = _backend._cuda
         sizes = g.cuda_sizes(x.shape, w.shape)
         count = cuda.conv_transpose2d_backward_workspace(x.dtype.name, *sizes) if needs[1] else 0
-        workspace = check.empty(x, (count,)) if count else None
+        workspace = check.empty(op, x, (count,)) if count else None
         cuda.conv_transpose2d_backward(_ptr(dx), _ptr(dw), _ptr(db), dy.data.ptr, x.data.ptr,
                                        w.data.ptr, x.dtype.name, *sizes, _ptr(workspace), count,
                                        bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())

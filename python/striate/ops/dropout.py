@@ -40,8 +40,8 @@ def dropout(x, p, seed, offset=0):
         return x.copy(), xp.ones(x.shape, dtype="uint8")
     if p == 1.0:
         return xp.zeros_like(x), xp.zeros(x.shape, dtype="uint8")
-    y = check.empty(x, x.shape)
-    mask = check.empty(x, x.shape, dtype="uint8")
+    y = check.empty(op, x, x.shape)
+    mask = check.empty(op, x, x.shape, dtype="uint8")
     scale = 1.0 / (1.0 - p)
     if _backend.is_cuda_array(x):
         _backend._cuda.dropout_forward(y.data.ptr, mask.data.ptr, x.data.ptr, x.size, x.dtype.name,
@@ -63,7 +63,7 @@ def dropout_backward(dy, mask, p):
         raise TypeError(f"{op}: dy and mask must be on the same device")
     if p == 1.0:
         return _backend.array_module(dy).zeros_like(dy)
-    dx = check.empty(dy, dy.shape)
+    dx = check.empty(op, dy, dy.shape)
     scale = 1.0 / (1.0 - p)
     if _backend.is_cuda_array(dy):
         _backend._cuda.dropout_backward(dx.data.ptr, dy.data.ptr, mask.data.ptr, dy.size,

@@ -46,13 +46,14 @@ def pad2d(x, pad, mode: str = "constant", value: float = 0.0):
     check.choice(op, "mode", mode, tuple(PAD_MODES))
     pad = _pad4(op, pad)
     _check_pad_limits(op, x.shape, pad, mode)
+    value = check.real(op, "value", value)
     N, C, H, W = x.shape
-    y = check.empty(x, (N, C, H + pad[2] + pad[3], W + pad[0] + pad[1]))
+    y = check.empty(op, x, (N, C, H + pad[2] + pad[3], W + pad[0] + pad[1]))
     if _backend.is_cuda_array(x):
         _backend._cuda.pad2d_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W, *pad,
-                                     PAD_MODES[mode], float(value), _backend.cuda_stream_ptr())
+                                     PAD_MODES[mode], value, _backend.cuda_stream_ptr())
     else:
-        _cpu.pad2d_forward(y, x, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode], float(value))
+        _cpu.pad2d_forward(y, x, pad[0], pad[1], pad[2], pad[3], PAD_MODES[mode], value)
     return y
 
 
@@ -71,7 +72,7 @@ def pad2d_backward(dy, x_shape, pad, mode: str = "constant"):
     expected = (x_shape[0], x_shape[1], x_shape[2] + pad[2] + pad[3], x_shape[3] + pad[0] + pad[1])
     if tuple(dy.shape) != expected:
         raise ValueError(f"{op}: dy must have shape {expected}, got {tuple(dy.shape)}")
-    dx = check.empty(dy, x_shape)
+    dx = check.empty(op, dy, x_shape)
     if _backend.is_cuda_array(dy):
         N, C, H, W = x_shape
         _backend._cuda.pad2d_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, N * C, H, W, *pad,

@@ -18,21 +18,19 @@ class _Pool:
     """Validated pooling geometry (shared by every pooling op)."""
 
     def __init__(self, op, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
-        self.ceil_mode = ceil_mode
+        self.ceil_mode = ceil_mode = check.boolean(op, "ceil_mode", ceil_mode)
         self.kernel = check.pair(op, "kernel_size", kernel_size, 1)
         self.stride = self.kernel if stride is None else check.pair(op, "stride", stride, 1)
         self.padding = check.pair(op, "padding", padding, 0)
         self.dilation = check.pair(op, "dilation", dilation, 1)
-        if not isinstance(ceil_mode, bool):
-            raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
         for p, k in zip(self.padding, self.kernel):
             if p > k // 2:
                 raise ValueError(f"{op}: padding ({p}) must be at most half the kernel size ({k})")
         H, W = x_shape[2], x_shape[3]
-        self.Ho = _cpu.pool_output_size(H, self.kernel[0], self.stride[0], self.padding[0],
-                                        self.dilation[0], ceil_mode)
-        self.Wo = _cpu.pool_output_size(W, self.kernel[1], self.stride[1], self.padding[1],
-                                        self.dilation[1], ceil_mode)
+        self.Ho, self.Wo = (
+            check.output_length(op, "output size", _cpu.pool_output_size(
+                n, self.kernel[i], self.stride[i], self.padding[i], self.dilation[i], ceil_mode))
+            for i, n in enumerate((H, W)))
         if self.Ho < 1 or self.Wo < 1:
             raise ValueError(
                 f"{op}: the output would be empty ({self.Ho}x{self.Wo}) for input {H}x{W}, "
@@ -66,14 +64,15 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     op = "max_pool2d"
     check.array(op, "x", x)
     g = _Pool(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    y = check.empty(x, g.out_shape)
-    indices = check.empty(x, g.out_shape, dtype="int64")
+    y = check.empty(op, x, g.out_shape)
+    indices = check.empty(op, x, g.out_shape, dtype="int64")
     if _backend.is_cuda_array(x):
         _backend._cuda.max_pool2d_forward(y.data.ptr, indices.data.ptr, x.data.ptr, x.dtype.name,
                                           g.planes, g.in_hw, g.kernel, g.stride, g.padding,
-                                          g.dilation, ceil_mode, _backend.cuda_stream_ptr())
+                                          g.dilation, g.ceil_mode, _backend.cuda_stream_ptr())
     else:
-        _cpu.max_pool2d_forward(y, indices, x, g.kernel, g.stride, g.padding, g.dilation, ceil_mode)
+        _cpu.max_pool2d_forward(y, indices, x, g.kernel, g.stride, g.padding, g.dilation,
+                                g.ceil_mode)
     return y, indices
 
 
@@ -109,7 +108,7 @@ def max_pool2d_backward(dy, indices, x_shape, kernel_size=None, stride=None, pad
     elif (stride is not None or check.pair(op, "padding", padding, 0) != (0, 0)
           or check.pair(op, "dilation", dilation, 1) != (1, 1) or ceil_mode):
         raise ValueError(f"{op}: stride, padding, dilation and ceil_mode need kernel_size")
-    dx = check.empty(dy, x_shape)
+    dx = check.empty(op, dy, x_shape)
     if _backend.is_cuda_array(dy):
         _max_pool2d_backward_cuda(op, dx, dy, indices, g)
     else:
@@ -149,47 +148,60 @@ def _divisor(op, divisor_override):
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Average pooling, ``torch.nn.functional.avg_pool2d`` semantics."""
-    op = "avg_pool2d"
+    return _avg_pool2d("avg_pool2d", x, kernel_size, stride, padding, ceil_mode,
+                       count_include_pad, divisor_override)
+
+
+def _avg_pool2d(op, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                divisor_override):
     check.array(op, "x", x)
     g = _Pool(op, x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    count_include_pad = check.boolean(op, "count_include_pad", count_include_pad)
     divisor = _divisor(op, divisor_override)
-    y = check.empty(x, g.out_shape)
+    y = check.empty(op, x, g.out_shape)
     if _backend.is_cuda_array(x):
         _backend._cuda.avg_pool2d_forward(y.data.ptr, x.data.ptr, x.dtype.name, g.planes, g.in_hw,
-                                          g.kernel, g.stride, g.padding, ceil_mode,
-                                          bool(count_include_pad), divisor,
+                                          g.kernel, g.stride, g.padding, g.ceil_mode,
+                                          count_include_pad, divisor,
                                           _backend.cuda_stream_ptr())
     else:
-        _cpu.avg_pool2d_forward(y, x, g.kernel, g.stride, g.padding, ceil_mode,
-                                bool(count_include_pad), divisor)
+        _cpu.avg_pool2d_forward(y, x, g.kernel, g.stride, g.padding, g.ceil_mode,
+                                count_include_pad, divisor)
     return y
 
 
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
     """Gradient of :func:`avg_pool2d` (a gather over the covering windows)."""
-    op = "avg_pool2d_backward"
+    return _avg_pool2d_backward("avg_pool2d_backward", dy, x_shape, kernel_size, stride, padding,
+                                ceil_mode, count_include_pad, divisor_override)
+
+
+def _avg_pool2d_backward(op, dy, x_shape, kernel_size, stride, padding, ceil_mode,
+                         count_include_pad, divisor_override):
     x_shape = check.shape4(op, "x_shape", x_shape)
     g = _Pool(op, x_shape, kernel_size, stride, padding, 1, ceil_mode)
     _check_dy(op, dy, g.out_shape)
+    count_include_pad = check.boolean(op, "count_include_pad", count_include_pad)
     divisor = _divisor(op, divisor_override)
-    dx = check.empty(dy, x_shape)
+    dx = check.empty(op, dy, x_shape)
     if _backend.is_cuda_array(dy):
         _backend._cuda.avg_pool2d_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, g.planes,
-                                           g.in_hw, g.kernel, g.stride, g.padding, ceil_mode,
-                                           bool(count_include_pad), divisor,
+                                           g.in_hw, g.kernel, g.stride, g.padding, g.ceil_mode,
+                                           count_include_pad, divisor,
                                            _backend.cuda_stream_ptr())
     else:
-        _cpu.avg_pool2d_backward(dx, dy, g.kernel, g.stride, g.padding, ceil_mode,
-                                 bool(count_include_pad), divisor)
+        _cpu.avg_pool2d_backward(dx, dy, g.kernel, g.stride, g.padding, g.ceil_mode,
+                                 count_include_pad, divisor)
     return dx
 
 
 def sum_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Sum pooling: ``avg_pool2d(..., divisor_override=1)``."""
-    return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, True, 1)
+    return _avg_pool2d("sum_pool2d", x, kernel_size, stride, padding, ceil_mode, True, 1)
 
 
 def sum_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Gradient of :func:`sum_pool2d`."""
-    return avg_pool2d_backward(dy, x_shape, kernel_size, stride, padding, ceil_mode, True, 1)
+    return _avg_pool2d_backward("sum_pool2d_backward", dy, x_shape, kernel_size, stride, padding,
+                                ceil_mode, True, 1)

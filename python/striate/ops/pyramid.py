@@ -54,7 +54,7 @@ def pyr_down(x, border="reflect101"):
     check.array(op, "x", x)
     check.choice(op, "border", border, ("reflect101",))
     N, C, H, W = x.shape
-    y = check.empty(x, (N, C, _cpu.pyr_down_output_size(H), _cpu.pyr_down_output_size(W)))
+    y = check.empty(op, x, (N, C, _cpu.pyr_down_output_size(H), _cpu.pyr_down_output_size(W)))
     if _backend.is_cuda_array(x):
         _backend._cuda.pyr_down_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W,
                                         _backend.cuda_stream_ptr())
@@ -71,7 +71,7 @@ def pyr_down_backward(dy, x_shape):
     expected = x_shape[:2] + (_cpu.pyr_down_output_size(x_shape[2]), _cpu.pyr_down_output_size(x_shape[3]))
     if tuple(dy.shape) != expected:
         raise ValueError(f"{op}: dy must have shape {expected}, got {tuple(dy.shape)}")
-    dx = check.empty(dy, x_shape)
+    dx = check.empty(op, dy, x_shape)
     if _backend.is_cuda_array(dy):
         N, C, H, W = x_shape
         _backend._cuda.pyr_down_backward(dx.data.ptr, dy.data.ptr, dy.dtype.name, N * C, H, W,
@@ -100,7 +100,7 @@ def pyr_up(x, output_size=None):
     check.array(op, "x", x)
     N, C, H, W = x.shape
     Ho, Wo = _up_size(op, H, W, output_size)
-    y = check.empty(x, (N, C, Ho, Wo))
+    y = check.empty(op, x, (N, C, Ho, Wo))
     if _backend.is_cuda_array(x):
         _backend._cuda.pyr_up_forward(y.data.ptr, x.data.ptr, x.dtype.name, N * C, H, W, Ho, Wo,
                                       _backend.cuda_stream_ptr())
@@ -117,7 +117,7 @@ def pyr_up_backward(dy, x_shape):
     if tuple(dy.shape[:2]) != x_shape[:2]:
         raise ValueError(f"{op}: dy's (N, C) {tuple(dy.shape[:2])} must match x_shape's {x_shape[:2]}")
     _up_size(op, x_shape[2], x_shape[3], tuple(dy.shape[2:]))
-    dx = check.empty(dy, x_shape)
+    dx = check.empty(op, dy, x_shape)
     if _backend.is_cuda_array(dy):
         N, C, H, W = x_shape
         Ho, Wo = dy.shape[2:]

@@ -17,7 +17,9 @@ def _output_size(op, x_shape, kernel_size, stride, padding, output_size):
     stride = kernel if stride is None else check.pair(op, "stride", stride, 1)
     padding = check.pair(op, "padding", padding, 0)
     default = tuple(
-        _cpu.unpool_output_size(x_shape[2 + i], kernel[i], stride[i], padding[i]) for i in range(2)
+        check.output_length(op, "output size", _cpu.unpool_output_size(
+            x_shape[2 + i], kernel[i], stride[i], padding[i]))
+        for i in range(2)
     )
     if output_size is None:
         size = default
@@ -52,7 +54,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
         raise ValueError(f"{op}: indices must have the shape of x {tuple(x.shape)}, got {tuple(indices.shape)}")
     check.same_device(op, "x", x, "indices", indices)
     Ho, Wo = _output_size(op, x.shape, kernel_size, stride, padding, output_size)
-    y = check.empty(x, (x.shape[0], x.shape[1], Ho, Wo))
+    y = check.empty(op, x, (x.shape[0], x.shape[1], Ho, Wo))
     if _backend.is_cuda_array(x):
         _max_unpool2d_forward_cuda(op, y, x, indices)
     else:
@@ -67,7 +69,7 @@ def _max_unpool2d_forward_cuda(op, y, x, indices):
     # The winners pass's workspace (which input writes each cell; its layout is private to
     # csrc/cuda/unpool2d.cu), int32 whenever it fits.
     winner_dtype = "int32" if in_plane < 2**31 else "int64"
-    winner = check.empty(y, y.shape, dtype=winner_dtype)
+    winner = check.empty(op, y, y.shape, dtype=winner_dtype)
     flag = check.index_flags(x)
     cuda.max_unpool2d_winners(winner.data.ptr, flag.data.ptr, indices.data.ptr, winner_dtype,
                               planes, in_plane, out_plane, stream)
@@ -86,7 +88,7 @@ def max_unpool2d_backward(dy, indices):
     if tuple(indices.shape[:2]) != tuple(dy.shape[:2]):
         raise ValueError(f"{op}: indices' (N, C) {tuple(indices.shape[:2])} must match dy's {tuple(dy.shape[:2])}")
     check.same_device(op, "dy", dy, "indices", indices)
-    dx = check.empty(dy, indices.shape)
+    dx = check.empty(op, dy, indices.shape)
     if _backend.is_cuda_array(dy):
         N, C, H, W = indices.shape
         out_plane = dy.shape[2] * dy.shape[3]

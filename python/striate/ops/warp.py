@@ -34,8 +34,7 @@ def warp_affine(x, theta, output_size=None, mode="bilinear", padding_mode="zeros
         raise ValueError(f"{op}: theta must have shape ({x.shape[0]}, 2, 3), got {tuple(theta.shape)}")
     check.choice(op, "mode", mode, tuple(MODES))
     check.choice(op, "padding_mode", padding_mode, tuple(PADDING_MODES))
-    if not isinstance(align_corners, bool):
-        raise TypeError(f"{op}: align_corners must be a bool, got {align_corners!r}")
+    align_corners = check.boolean(op, "align_corners", align_corners)
     if output_size is None:
         Ho, Wo = x.shape[2], x.shape[3]
     else:
@@ -43,7 +42,7 @@ def warp_affine(x, theta, output_size=None, mode="bilinear", padding_mode="zeros
             raise ValueError(f"{op}: output_size must be (Ho, Wo), got {output_size!r}")
         Ho, Wo = (check.integer(op, "output_size", v, 1) for v in output_size)
     N, C, H, W = x.shape
-    y = check.empty(x, (N, C, Ho, Wo))
+    y = check.empty(op, x, (N, C, Ho, Wo))
     if _backend.is_cuda_array(x):
         _backend._cuda.warp_affine_forward(y.data.ptr, x.data.ptr, theta.data.ptr, x.dtype.name, N, C, H,
                                            W, Ho, Wo, MODES[mode], PADDING_MODES[padding_mode],
