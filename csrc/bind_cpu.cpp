@@ -81,6 +81,10 @@ Conv2dGeometry conv_geometry(const char* op, const std::vector<index_t>& xs,
   require_geometry(op, "padding", pad.first, 0);
   require_geometry(op, "padding", pad.second, 0);
   require(ws[2] >= 1 && ws[3] >= 1, std::string(op) + ": kernel must be at least 1x1");
+  // The im2col buffer of one image and group, (C/groups*kh*kw) x (Ho*Wo) values.
+  const index_t col[] = {xs[1] / groups, ws[2], ws[3], Ho, Wo, (index_t)sizeof(double)};
+  require(checked_product(col, 6) != kSizeOverflow,
+          std::string(op) + ": the im2col workspace size overflows int64 (arguments too large)");
   Conv2dGeometry g;
   g.N = xs[0]; g.C = xs[1]; g.H = xs[2]; g.W = xs[3];
   g.K = ws[0]; g.Ho = Ho; g.Wo = Wo;

@@ -13,6 +13,20 @@ import pytest
 
 import striate
 
+try:  # the fuzz tests' profiles (tests/ops/test_fuzz.py); hypothesis is in the test extra
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    settings = None
+if settings is not None:
+    _FUZZ = dict(deadline=None, database=None, print_blob=True,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                        HealthCheck.filter_too_much])
+    # CI: a few hundred examples per op, the same ones every run.
+    settings.register_profile("ci", max_examples=250, derandomize=True, **_FUZZ)
+    # --hypothesis-profile=long: 600 fresh random examples per op, over 10,000 in all.
+    settings.register_profile("long", max_examples=600, **_FUZZ)
+    settings.load_profile("ci")
+
 
 def require(module_name: str):
     """Import a reference package; skip without it, or fail under STRIATE_REQUIRE_REFERENCE=1."""

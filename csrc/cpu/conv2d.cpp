@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "gemm.h"
@@ -89,14 +90,38 @@ void col2im(const T* col, index_t Cg, const Conv2dGeometry& g, T* x) {
       }
 }
 
+// The first exception thrown by any iteration of an OpenMP loop (an
+// exception must not leave a parallel region: that would terminate the
+// process). A failed scratch allocation thus reaches Python as MemoryError.
+class ParallelErrors {
+ public:
+  template <typename F>
+  void run(F f) {
+    try {
+      f();
+    } catch (...) {
+#pragma omp critical(striate_parallel_errors)
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::exception_ptr first_;
+};
+
 // Runs body(n, use_parallel_gemm) for every image: images over threads when
 // there are enough of them, otherwise one image at a time with threaded GEMMs.
 template <typename F>
 void for_each_image(index_t N, F body) {
   const int threads = omp_get_max_threads();
   if (N >= threads && threads > 1) {
+    ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-    for (index_t n = 0; n < N; ++n) body(n, false);
+    for (index_t n = 0; n < N; ++n) errors.run([&] { body(n, false); });
+    errors.rethrow();
   } else {
     for (index_t n = 0; n < N; ++n) body(n, true);
   }
@@ -187,11 +212,12 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     // One partial dw per thread, summed in thread order: deterministic for a
     // given thread count.
     std::vector<T> partial((size_t)threads * wsize);
+    ParallelErrors errors;
 #pragma omp parallel
     {
       T* mine = partial.data() + omp_get_thread_num() * wsize;  // zeroed by the vector
 #pragma omp for schedule(static)
-      for (index_t n = 0; n < g.N; ++n) accumulate_image(n, mine, false);
+      for (index_t n = 0; n < g.N; ++n) errors.run([&] { accumulate_image(n, mine, false); });
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
         T s = T(0);
@@ -199,6 +225,7 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
         dw[i] = s;
       }
     }
+    errors.rethrow();
   } else {
     std::fill(dw, dw + wsize, T(0));
     for (index_t n = 0; n < g.N; ++n) accumulate_image(n, dw, true);

@@ -161,29 +161,45 @@ def _size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def fits_in_memory(op: str, like, what: str, nbytes: int) -> None:
+    """Raise ArraySizeError when ``nbytes`` exceed the memory of like's device."""
+    limit = _device_memory_bytes(like)
+    if nbytes > limit:
+        raise ArraySizeError(f"{op}: {what} would need {_size_text(nbytes)}, more than the "
+                             f"{_size_text(limit)} of memory of its device")
+
+
+class allocation:
+    """Context: a MemoryError from an allocator or a kernel's scratch becomes ArraySizeError
+    naming ``op`` (numpy's, CuPy's and pybind's out-of-memory errors all derive from it)."""
+
+    def __init__(self, op: str, what: str):
+        self.op, self.what = op, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, MemoryError) and not isinstance(exc, ArraySizeError):
+            raise ArraySizeError(f"{self.op}: cannot allocate {self.what}: {exc}") from exc
+        return False
+
+
 def empty(op: str, like, shape, dtype=None):
     """Allocate on like's device (numpy.empty or cupy.empty), after checking the size.
 
     Raises:
-        ArraySizeError: the array would hold more bytes than its device's memory (or than
-            int64 can count), or the allocator refused it; the message names ``op``.
+        ArraySizeError: the array would hold more bytes than its device's memory, or the
+            allocator refused it; the message names ``op``.
     """
     from .._backend import array_module
 
     dtype = np.dtype(like.dtype if dtype is None else dtype)
     shape = tuple(int(n) for n in shape)
-    nbytes = math.prod(shape) * dtype.itemsize
-    limit = _device_memory_bytes(like)
-    if nbytes > limit:
-        raise ArraySizeError(
-            f"{op}: the output {shape} ({dtype}) would need {_size_text(nbytes)}, more than the "
-            f"{_size_text(limit)} of memory of its device"
-        )
-    try:
+    what = f"the output {shape} ({dtype})"
+    fits_in_memory(op, like, what, math.prod(shape) * dtype.itemsize)
+    with allocation(op, what):
         return array_module(like).empty(shape, dtype=dtype)
-    except MemoryError as exc:  # numpy's and CuPy's out-of-memory errors both derive from it
-        raise ArraySizeError(f"{op}: cannot allocate the output {shape} ({dtype}, "
-                             f"{_size_text(nbytes)}): {exc}") from exc
 
 
 def cpu_only(op: str, *arrays) -> None:

@@ -40,6 +40,14 @@ class _ConvT:
             raise ValueError(f"{op}: the output size ({self.Ho}x{self.Wo}) would be empty")
         self.out_shape = (N, Kg * self.groups, self.Ho, self.Wo)
 
+    def check_cpu_workspace(self, op, x, w):
+        """The CPU kernels' im2col buffers: one (Cout/groups*kh*kw) x (H*W) matrix per thread
+        (the transposed convolution runs the convolution y -> x backwards)."""
+        _, _, H, W = x.shape
+        _, Kg, kh, kw = w.shape
+        values = Kg * kh * kw * H * W * _backend.get_num_threads()
+        check.fits_in_memory(op, x, "the im2col workspace", values * x.dtype.itemsize)
+
     def cuda_sizes(self, x_shape, w_shape):
         """The explicit sizes striate._cuda's conv_transpose2d functions take."""
         N, Cin, H, W = x_shape
@@ -78,8 +86,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
                                                 bool(cuda_settings.allow_tf32),
                                                 _backend.cuda_stream_ptr())
     else:
-        _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.output_padding,
-                                      g.dilation, g.groups)
+        g.check_cpu_workspace(op, x, w)
+        with check.allocation(op, "the im2col workspace"):
+            _cpu.conv_transpose2d_forward(y, x, w, b, g.stride, g.padding, g.output_padding,
+                                          g.dilation, g.groups)
     return y
 
 
@@ -110,6 +120,8 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
                                        w.data.ptr, x.dtype.name, *sizes, _ptr(workspace), count,
                                        bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
     else:
-        _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding,
-                                       g.output_padding, g.dilation, g.groups)
+        g.check_cpu_workspace(op, x, w)
+        with check.allocation(op, "the im2col workspace"):
+            _cpu.conv_transpose2d_backward(dx, dw, db, dy, x, w, g.stride, g.padding,
+                                           g.output_padding, g.dilation, g.groups)
     return dx, dw, db
