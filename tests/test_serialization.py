@@ -1,9 +1,12 @@
 """st.save / st.load: bit-exact round trips, the safetensors layout, refusal of pickles and
-corrupt files, and atomic writes (a save killed with SIGKILL leaves a loadable checkpoint)."""
+corrupt files (safetensors and .npz, each error naming the file and the tensor), and atomic writes
+(a save killed with SIGKILL leaves a loadable checkpoint; the next save removes its temp file)."""
+import io
 import json
 import math
 import os
 import pickle
+import re
 import signal
 import struct
 import subprocess
@@ -273,7 +276,8 @@ def _structure(text):
 CORRUPT = [
     ("unknown_dtype", {"t": _entry(dtype="C64")}, b"\0" * 8, "unknown dtype 'C64'"),
     ("fp8_dtype", {"t": _entry(dtype="F8_E4M3", offsets=(0, 2))}, b"\0" * 2, "unknown dtype"),
-    ("out_of_range", {"t": _entry(offsets=(0, 8))}, b"\0" * 4, "need 8 data bytes but the file holds 4"),
+    ("out_of_range", {"t": _entry(offsets=(0, 8))}, b"\0" * 4,
+     r"'t' needs data bytes \[0, 8\) but the file holds 4"),
     ("overlap", {"a": _entry(offsets=(0, 8)), "b": _entry(offsets=(4, 12))}, b"\0" * 12, "overlap"),
     ("same_range", {"a": _entry(offsets=(0, 8)), "b": _entry(offsets=(0, 8))}, b"\0" * 8, "overlap"),
     ("gap", {"a": _entry(offsets=(8, 16))}, b"\0" * 16, "leave a gap"),
@@ -349,6 +353,112 @@ def test_oversized_header_is_refused_without_reading_it(tmp_path):
         st.load(tmp_path / "big")
 
 
+@pytest.mark.parametrize("shape,offsets,match", [
+    ([2**40, 0, 2**40], (0, 0), "size overflows"),
+    ([2**62, 0, 3], (0, 0), "size overflows"),
+    ([2**64, 2**64], (0, 8), "size overflows"),
+    ([10**400], (0, 8), r"size overflows"),
+    ([1] * 65, (0, 4), "65 dimensions; at most 64"),
+    ([-1, 2], (0, 8), "invalid shape"),
+    (["2"], (0, 8), "invalid shape"),
+    ([True], (0, 4), "invalid shape"),
+    ([3], (0, 8), "spans 8 bytes, but its dtype F32 and shape \\[3\\] need 12"),
+    ([2**40], (0, 2**42), r"needs data bytes \[8, 4398046511112\) but the file holds 16"),
+])
+def test_impossible_shapes_and_sizes_name_the_file_and_the_tensor(tmp_path, shape, offsets, match):
+    path = tmp_path / "bad.safetensors"
+    _write_raw(path, {"ok": _entry(offsets=(0, 8)), "weird": _entry(shape=shape, offsets=(8 + offsets[0],
+                                                                                          8 + offsets[1]))},
+               b"\0" * 16)
+    with pytest.raises(ValueError, match=f"^load: {re.escape(str(path))}: tensor 'weird' .*{match}"):
+        st.load(path)
+
+
+def _npz_bytes(arrays, compress=False):
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
+    return bytearray(buffer.getvalue())
+
+
+def _npy_header(shape, dtype="<f4", version=(1, 0)):
+    buffer = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    write = np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0
+    write(buffer, header)
+    return buffer.getvalue()
+
+
+def test_npz_round_trips_compressed_fortran_and_empty_arrays(tmp_path):
+    arrays = {"f": np.asfortranarray(np.arange(12.0).reshape(3, 4)), "e": np.zeros((0, 5), np.int16),
+              "s": np.array(7, np.uint8), "big": np.arange(100_000, dtype=np.float32).reshape(100, 1000)}
+    for compress in (False, True):
+        (tmp_path / "a.npz").write_bytes(_npz_bytes(arrays, compress))
+        out = st.load(tmp_path / "a.npz")
+        for name, a in arrays.items():
+            assert out[name].numpy().dtype == a.dtype
+            np.testing.assert_array_equal(out[name].numpy(), a)
+
+
+def test_npz_member_declaring_terabytes_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ok.npy", _npz_member(np.ones(3)))
+        archive.writestr("huge.npy", _npy_header((2**40,)) + b"\0" * 16)  # 4 TiB declared, 16 bytes held
+    with pytest.raises(ValueError, match=f"^load: {re.escape(str(path))}: array 'huge' has shape "
+                       r"\[1099511627776\] of float32, which needs 4398046511104 bytes, but the archive holds 16"):
+        st.load(path)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("zeros.npy", _npy_header((2**40, 0, 2**40)))
+    with pytest.raises(ValueError, match="array 'zeros' has shape .* size overflows"):
+        st.load(path)
+
+
+def _npz_member(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_npz_member_whose_zip_entry_claims_more_than_the_file_is_refused(tmp_path, compress):
+    raw = _npz_bytes({"a": np.zeros(1000, np.uint8)}, compress)
+    central = raw.index(b"PK\x01\x02")  # central directory entry: uncompressed size at +24
+    raw[central + 24:central + 28] = (0xFFFF_FF00).to_bytes(4, "little")
+    (tmp_path / "lie.npz").write_bytes(raw)
+    with pytest.raises(ValueError, match=r"lie.npz: array 'a' claims 4294967040 bytes, more than its compressed"):
+        st.load(tmp_path / "lie.npz")
+
+
+@pytest.mark.parametrize("member,match", [
+    (b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4',", "array 'm' has an invalid .npy header"),
+    (b"not an npy file at all", "array 'm' has an invalid .npy header"),
+    (b"\x93NUMPY\x03\x00" + b"\0" * 8, "array 'm' has an invalid .npy header: .npy format version 3.0"),
+    (_npy_header((2,), "|O"), "array 'm' has dtype object, which holds Python objects"),
+    (_npy_header((2,), [("x", "<f4"), ("o", "|O")]), "array 'm' has dtype .* holds Python objects"),
+    (_npy_header((2, 2), "<f8", version=(2, 0)) + b"\0" * 16, "array 'm' has shape \\[2, 2\\] of float64, "
+     "which needs 32 bytes, but the archive holds 16"),
+])
+def test_bad_npz_members_name_the_file_and_the_array(tmp_path, member, match):
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m.npy", member)
+    with pytest.raises(ValueError, match=f"^load: {re.escape(str(path))}: {match}"):
+        st.load(path)
+
+
+def test_truncated_and_corrupt_npz_files_name_the_file(tmp_path):
+    raw = _npz_bytes({"a": np.arange(50.0), "b": np.ones((4, 4))}, compress=True)
+    for cut in (10, len(raw) // 2, len(raw) - 10):
+        (tmp_path / "cut.npz").write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match=f"^load: {re.escape(str(tmp_path / 'cut.npz'))}: "):
+            st.load(tmp_path / "cut.npz")
+    data = raw.index(b"PK\x03\x04") + 60  # inside the first member's deflated data
+    raw[data:data + 8] = b"\xff" * 8
+    (tmp_path / "flip.npz").write_bytes(raw)
+    with pytest.raises(ValueError, match=f"^load: {re.escape(str(tmp_path / 'flip.npz'))}: "):
+        st.load(tmp_path / "flip.npz")
+
+
 def test_a_failed_save_removes_its_temp_file_and_keeps_the_target(tmp_path):
     (tmp_path / "target").mkdir()  # os.replace cannot put a file over a directory
     with pytest.raises(OSError):
@@ -357,6 +467,31 @@ def test_a_failed_save_removes_its_temp_file_and_keeps_the_target(tmp_path):
 
 
 # ------------------------------------------------------------------ atomicity
+def test_the_next_save_removes_only_stale_temp_files_of_its_path(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, alive, now = child.pid, os.getppid(), time.time()
+    names = {
+        f".model.safetensors.{dead}.0123abcd.tmp": -60,   # stale: its process is gone -> removed
+        f".model.safetensors.{dead}.89abcdef.tmp": -1,    # stale too
+        f".model.safetensors.{dead}.01234567.tmp": 60,    # written after the save began -> kept
+        f".model.safetensors.{alive}.0123abcd.tmp": -60,  # a live process may be writing it -> kept
+        f".model.safetensors.{os.getpid()}.0123abcd.tmp": -60,  # this process (another thread) -> kept
+        f".model.safetensors.bak.{dead}.0123abcd.tmp": -60,     # another path's temp -> kept
+        f".model.{dead}.0123abcd.tmp": -60,
+        f"model.safetensors.{dead}.0123abcd.tmp": -60,    # not the temp-name pattern -> kept
+        f".model.safetensors.{dead}.0123abcd.tmp.old": -60,
+        f".model.safetensors.{dead}.0123ABCD.tmp": -60,
+    }
+    for name, age in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        os.utime(tmp_path / name, (now + age, now + age))
+    st.save({"step": 1}, tmp_path / "model.safetensors")
+    removed = set(names) - set(os.listdir(tmp_path))
+    assert removed == {f".model.safetensors.{dead}.0123abcd.tmp", f".model.safetensors.{dead}.89abcdef.tmp"}
+    assert st.load(tmp_path / "model.safetensors") == {"step": 1}
+
+
 _CHILD = textwrap.dedent("""
     import os, sys, time
     import numpy as np
@@ -472,7 +607,7 @@ def test_sigkill_inside_save_keeps_the_previous_checkpoint(tmp_path, mode):
         with pytest.raises(ValueError, match="truncated"):
             st.load(path.parent / stray[0])
     _assert_later_saves_work(path)
-    assert sorted(os.listdir(path.parent)) == sorted(stray + ["model.safetensors"])
+    assert os.listdir(path.parent) == ["model.safetensors"]  # the next save removed the killed one's temp
 
 
 def test_gpu_tensors_are_saved_through_the_host(tmp_path):

@@ -16,6 +16,12 @@ A run folder holds ``last.safetensors`` (the resumable checkpoint of
 ``overlay_epochNNN.png`` per epoch and ``overlay.png`` (segmentation: input, true
 mask and predicted mask of fixed held-out images). ``striate.data`` and
 ``striate.models`` are imported inside the commands, so ``--help`` is quick.
+
+Errors: a usage error exits 2 (argparse). Bad input (a missing, corrupt or unfitting
+checkpoint, an unusable ``--out``, a bad option value: the expected error types in
+``EXPECTED_ERRORS``) exits 1 with one line ``striate: error: ...`` on stderr; Ctrl-C exits
+130 with one line. ``--debug`` (before or after the command) shows the traceback instead.
+Any other exception is a bug in striate and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import time
 from pathlib import Path
 
 from . import cli_gan
+from .train.loop import CHECKPOINT_NAME, load_weights
 
 TASK_MODELS = {"classify": ("lenet5", "inception_net"), "segment": ("unet", "segnet")}
 TASK_DATA = {"classify": ("mnist5k",), "segment": ("shapes",)}
@@ -44,6 +51,11 @@ SEGMENT_MODELS = {"unet": {"depth": 3, "base": 16, "batch_norm": True}, "segnet"
 AUGMENTATIONS = ("flip", "rotate", "shift", "scale")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
 GRID_IMAGES = 32  # test digits in predictions.png
+# Errors that bad input raises (checkpoints, paths, option values); main reports them in one line.
+# KeyError: an entry missing from a hand-made checkpoint.
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, KeyError)
+DEBUG_HELP = "on an error, show the full traceback instead of one line"
+ERROR_LINE_CHARS = 1000  # longer messages (e.g. every missing key of a state dict) are cut
 
 
 def _augment_list(text: str) -> list:
@@ -110,6 +122,7 @@ def _add_training_options(parser, epochs, batch_size, lr, schedule, out, task_op
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="striate", description="Train, evaluate and benchmark striate "
                                      "image networks.")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser("train", help="train a model and write a run folder")
     _add_training_options(train, epochs=None, batch_size=None, lr=None, schedule=None, out="runs/train")
@@ -128,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(demo, epochs=15, batch_size=32, lr=2e-3, schedule="cosine", out="runs/demo",
                           task_option=False)
     cli_gan.add_sample_parser(commands)
+    for command in commands.choices.values():  # --debug also after the command (SUPPRESS: keep the global one)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     bench = commands.add_parser("bench", help="run the benchmark runner (benchmarks/run.py)")
     bench.add_argument("runner_args", nargs=argparse.REMAINDER,
                        help="passed to benchmarks/run.py (e.g. --threads 2 --quick)")
@@ -171,7 +186,10 @@ def _model(name: str, num_classes=None, model_args=None):
 
 
 def _task_of_model(name: str) -> str:
-    return next(task for task, names in TASK_MODELS.items() if name in names)
+    task = next((task for task, names in TASK_MODELS.items() if name in names), None)
+    if task is None:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return task
 
 
 def _resolve_defaults(args) -> None:
@@ -186,10 +204,10 @@ def _resolve_defaults(args) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.model not in TASK_MODELS[task]:
-        raise SystemExit(f"striate train: --model {args.model} is not a {task} model; "
+        raise ValueError(f"train: --model {args.model} is not a {task} model; "
                          f"choose from {', '.join(TASK_MODELS[task])}")
     if args.data not in TASK_DATA[task]:
-        raise SystemExit(f"striate train: --data {args.data} is not a {task} dataset; "
+        raise ValueError(f"train: --data {args.data} is not a {task} dataset; "
                          f"choose from {', '.join(TASK_DATA[task])}")
 
 
@@ -214,12 +232,23 @@ def run_training(args) -> float:
     Returns:
         The test accuracy (classify) or the held-out mean IoU (segment).
     """
+    if args.resume:
+        _check_resumable(args.out)
     if getattr(args, "task", None) in cli_gan.GAN_TASKS:
         return cli_gan.run(args)
     _resolve_defaults(args)
+    os.makedirs(args.out, exist_ok=True)  # an unusable --out fails now, not after the first epoch
     if args.task == "segment":
         return run_segmentation(args)
     return run_classification(args)
+
+
+def _check_resumable(out) -> None:
+    """--resume needs a checkpoint in the run folder (fit's, or a stage's or level's one folder down)."""
+    folders = [out] + ([os.path.join(out, d) for d in sorted(os.listdir(out))] if os.path.isdir(out) else [])
+    if not any(os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)) for folder in folders):
+        raise ValueError(f"train: --resume: there is no {CHECKPOINT_NAME} in {out!r} to continue from; "
+                         "check --out, or leave out --resume to start afresh")
 
 
 def run_classification(args) -> float:
@@ -333,7 +362,6 @@ def run_segmentation(args) -> float:
           f"{SHAPES_SIZE}x{SHAPES_SIZE}, {num_classes} classes), {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.optimizer} lr {meta['lr']:g} (schedule {args.schedule}), {st.get_num_threads()} threads",
           flush=True)
-    os.makedirs(args.out, exist_ok=True)
     began = time.perf_counter()
     history = fit(model, train_loader, optimizer, args.epochs, loss_fn=segmentation_loss, val_loader=test_loader,
                   scheduler=scheduler, checkpoint_dir=args.out, progress=args.progress, resume=args.resume,
@@ -375,20 +403,27 @@ def run_eval(args) -> dict:
 
     _set_threads(args.threads)
     state = st.load(args.checkpoint)
-    meta = state.get("meta") or {}
+    meta = (state.get("meta") if isinstance(state, dict) else None) or {}
+    task = meta.get("task") if isinstance(meta, dict) else None
+    if task in cli_gan.GAN_TASKS:
+        raise ValueError(f"eval: {args.checkpoint} is a {task} run; draw from it with `striate sample "
+                         f"--checkpoint ...` and measure it with experiments/gan_quality.py")
+    if not (isinstance(state, dict) and isinstance(meta, dict) and isinstance(state.get("model"), dict)):
+        raise ValueError(f"eval: {args.checkpoint} is not a checkpoint of `striate train`: it holds no "
+                         "model state")
+    if task is not None and task not in TASK_MODELS:
+        raise ValueError(f"eval: {args.checkpoint} records an unknown task {task!r}; expected one of "
+                         f"{', '.join(TASK_MODELS)}")
     name = args.model or meta.get("model")
     if name is None:
-        raise SystemExit(f"striate eval: {args.checkpoint} does not record its model; pass --model")
-    task = meta.get("task") or _task_of_model(name)
-    if task in cli_gan.GAN_TASKS:
-        raise SystemExit(f"striate eval: {args.checkpoint} is a {task} run; draw from it with `striate sample "
-                         f"--checkpoint ...` and measure it with experiments/gan_quality.py")
+        raise ValueError(f"eval: {args.checkpoint} does not record its model; pass --model")
+    task = task or _task_of_model(name)
     data = args.data or meta.get("data") or TASK_DATA[task][0]
     if data not in TASK_DATA[task]:
-        raise SystemExit(f"striate eval: --data {data} is not a {task} dataset; "
+        raise ValueError(f"eval: --data {data} is not a {task} dataset; "
                          f"choose from {', '.join(TASK_DATA[task])}")
     model = _model(name, meta.get("num_classes"), meta.get("model_args"))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], args.checkpoint, "eval")
     if task == "segment":
         from .metrics import MeanIoU
 
@@ -431,12 +466,33 @@ def run_bench(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run one command; returns the exit status (0, or the bench runner's).
+
+    Raises:
+        SystemExit: 2 for a usage error; ``"striate: error: <one line>"`` (status 1) for an
+            expected error (see the module docstring); 130 after Ctrl-C. With ``--debug`` the
+            expected errors and KeyboardInterrupt propagate unchanged.
+    """
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "bench":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "bench":  # everything after "bench" belongs to the runner
         args.runner_args = unknown + args.runner_args
+    try:
+        return _run_command(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("striate: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except EXPECTED_ERRORS as exc:
+        if args.debug:
+            raise
+        raise SystemExit(f"striate: error: {_error_line(exc)}") from None
+
+
+def _run_command(args) -> int:
     if args.command in ("train", "demo"):
         run_training(args)
     elif args.command == "eval":
@@ -446,3 +502,16 @@ def main(argv=None) -> int:
     elif args.command == "bench":
         return run_bench(args)
     return 0
+
+
+def _error_line(exc: BaseException) -> str:
+    """An exception as one line: ``path: No such file or directory`` for file-system errors."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        text = f"{' -> '.join(names)}: {exc.strerror}"
+    elif isinstance(exc, KeyError) and len(exc.args) == 1:
+        text = f"missing entry {exc.args[0]!r}"
+    else:
+        text = str(exc) or type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_LINE_CHARS else text[:ERROR_LINE_CHARS] + " ... (--debug shows all of it)"

@@ -34,6 +34,7 @@ import warnings
 import numpy as np
 
 from .train.gan import GANWarning
+from .train.loop import load_weights
 
 GAN_TASKS = ("gan", "cgan", "superres", "lapgan", "stackgan")
 GAN_DATA = {"gan": ("mnist5k",), "cgan": ("mnist5k",), "superres": ("mnist5k",), "lapgan": ("mnist5k",),
@@ -190,26 +191,26 @@ def load_generator(checkpoint):
 
     path = os.path.join(checkpoint, GENERATOR_FILE) if os.path.isdir(checkpoint) else checkpoint
     if not os.path.isfile(path):
-        raise SystemExit(f"striate sample: {path} does not exist; train with "
+        raise ValueError(f"sample: {path} does not exist; train with "
                          f"`striate train --task gan|cgan|superres|lapgan|stackgan --out <run folder>` first")
     saved = st.load(path)
-    meta = saved.get("meta") or {}
-    if meta.get("task") not in GAN_TASKS:
-        raise SystemExit(f"striate sample: {path} was not written by a GAN task of striate train "
+    meta = (saved.get("meta") if isinstance(saved, dict) else None) or {}
+    if not isinstance(meta, dict) or meta.get("task") not in GAN_TASKS:
+        raise ValueError(f"sample: {path} was not written by a GAN task of striate train "
                          f"({', '.join(GAN_TASKS)})")
     if "state" not in saved and "G" in saved and meta["task"] in ("gan", "cgan", "superres"):
         # fit_gan's resumable checkpoint (last.safetensors) of a single generator
         saved = {"state": saved["G"]}
     if "state" not in saved:
-        raise SystemExit(f"striate sample: {path} holds no generator; use the run folder's {GENERATOR_FILE}")
+        raise ValueError(f"sample: {path} holds no generator; use the run folder's {GENERATOR_FILE}")
     model = build_generator(meta)
     if meta["task"] == "stackgan":
-        model[0].load_state_dict(saved["state"]["G0"])
-        model[1].load_state_dict(saved["state"]["G1"])
+        load_weights(model[0], saved["state"]["G0"], path, "sample")
+        load_weights(model[1], saved["state"]["G1"], path, "sample")
         for g in model:
             g.eval()
     else:
-        model.load_state_dict(saved["state"])
+        load_weights(model, saved["state"], path, "sample")
         model.eval()
     return model, meta
 
@@ -226,27 +227,27 @@ def run(args) -> dict:
     args.model = args.model or GAN_MODELS[args.task][0]
     args.data = args.data or GAN_DATA[args.task][0]
     if args.model not in GAN_MODELS[args.task]:
-        raise SystemExit(f"striate train: --model {args.model} is not a {args.task} model; "
+        raise ValueError(f"train: --model {args.model} is not a {args.task} model; "
                          f"choose from {', '.join(GAN_MODELS[args.task])}")
     if args.data not in GAN_DATA[args.task]:
-        raise SystemExit(f"striate train: --data {args.data} is not a {args.task} dataset; "
+        raise ValueError(f"train: --data {args.data} is not a {args.task} dataset; "
                          f"choose from {', '.join(GAN_DATA[args.task])}")
     if args.k < 1:
-        raise SystemExit(f"striate train: --k must be at least 1, got {args.k}")
+        raise ValueError(f"train: --k must be at least 1, got {args.k}")
     if args.task != "stackgan" and (args.word_weight or args.stage2_epochs is not None or args.stage2_pool
                                     or args.word_classifier or args.word_freeze or args.stage2_lambda is not None):
-        raise SystemExit("striate train: --word-weight, --word-classifier, --word-freeze, --stage2-epochs, "
+        raise ValueError("train: --word-weight, --word-classifier, --word-freeze, --stage2-epochs, "
                          "--stage2-lambda and --stage2-pool are stackgan options")
     if not args.word_weight >= 0:
-        raise SystemExit(f"striate train: --word-weight must be >= 0, got {args.word_weight}")
+        raise ValueError(f"train: --word-weight must be >= 0, got {args.word_weight}")
     if args.word_classifier and not args.word_weight:
-        raise SystemExit("striate train: --word-classifier needs --word-weight > 0")
+        raise ValueError("train: --word-classifier needs --word-weight > 0")
     if args.word_freeze and not args.word_classifier:
-        raise SystemExit("striate train: --word-freeze needs --word-classifier")
+        raise ValueError("train: --word-freeze needs --word-classifier")
     if args.stage2_lambda is not None and not args.stage2_lambda >= 0:
-        raise SystemExit(f"striate train: --stage2-lambda must be >= 0, got {args.stage2_lambda}")
+        raise ValueError(f"train: --stage2-lambda must be >= 0, got {args.stage2_lambda}")
     if args.stage2_epochs is not None and args.stage2_epochs < 1:
-        raise SystemExit(f"striate train: --stage2-epochs must be at least 1, got {args.stage2_epochs}")
+        raise ValueError(f"train: --stage2-epochs must be at least 1, got {args.stage2_epochs}")
     if args.threads is not None:
         st.set_num_threads(args.threads)
     st.manual_seed(args.seed)
@@ -412,15 +413,15 @@ def sample(args) -> str:
     from .train import save_image_grid
 
     if args.n < 1:
-        raise SystemExit(f"striate sample: --n must be at least 1, got {args.n}")
+        raise ValueError(f"sample: --n must be at least 1, got {args.n}")
     model, meta = load_generator(args.checkpoint)
     task = meta["task"]
     if args.label is not None and task != "cgan":
-        raise SystemExit(f"striate sample: --label needs a cgan generator, {args.checkpoint} is {task}")
+        raise ValueError(f"sample: --label needs a cgan generator, {args.checkpoint} is {task}")
     if args.caption is not None and task != "stackgan":
-        raise SystemExit(f"striate sample: --caption needs a stackgan generator, {args.checkpoint} is {task}")
+        raise ValueError(f"sample: --caption needs a stackgan generator, {args.checkpoint} is {task}")
     if args.label is not None and not 0 <= args.label < 10:
-        raise SystemExit(f"striate sample: --label must be a digit 0..9, got {args.label}")
+        raise ValueError(f"sample: --label must be a digit 0..9, got {args.label}")
     rng = np.random.default_rng(args.seed)
     st.manual_seed(args.seed)
     with st.no_grad():

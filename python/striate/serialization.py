@@ -16,15 +16,18 @@ node is a one-entry object whose key says its type (``{"int": 3}``,
 int keys, tuples and float bit patterns come back exactly.
 
 Safety: ``load`` reads the file with ``json`` and plain byte copies, checks
-every size and offset against the file, and never unpickles. Pickle files
-(``torch.save`` output included) are refused with a ``ValueError``. A ``.npz``
-archive of plain arrays is also accepted (``numpy.load(allow_pickle=False)``)
-and loads as a flat ``{name: Tensor}`` dict.
+every shape, size and offset against the file before allocating anything, and
+never unpickles. Pickle files (``torch.save`` output included) are refused with
+a ``ValueError``. A ``.npz`` archive of plain arrays is also accepted and loads
+as a flat ``{name: Tensor}`` dict: each member's ``.npy`` header is parsed
+without pickle and its shape checked against the member's size before the data
+is read. Every refusal is a ``ValueError`` naming the file (and the tensor).
 
-Atomicity: ``save`` writes a temporary file beside the target, fsyncs it,
-renames it over the target and fsyncs the directory, so a crash at any point
-leaves either the old file or the new one. A process killed mid-save can leave
-its ``.<name>.<pid>.<random>.tmp`` file behind; later saves use fresh names.
+Atomicity: ``save`` writes a temporary file ``.<name>.<pid>.<random>.tmp``
+beside the target, fsyncs it, renames it over the target and fsyncs the
+directory, so a crash at any point leaves either the old file or the new one.
+A process killed mid-save (SIGKILL) leaves its temporary file behind; the next
+successful save to the same path removes it (see :func:`_remove_stale_temps`).
 """
 from __future__ import annotations
 
@@ -32,8 +35,12 @@ import contextlib
 import json
 import math
 import os
+import re
 import secrets
+import time
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -46,6 +53,10 @@ _STRUCTURE_KEY = "striate.structure"
 _FORMAT_KEY = "striate.format"
 _FORMAT_VERSION = "1"
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors reference implementation's limit
+_MAX_DIMS = 64                                   # numpy's limit on ndim
+_MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)    # numpy's limit on one array's bytes
+_DEFLATE_MAX_RATIO = 1032                        # deflate never expands data more than this (zlib docs)
+_READ_CHUNK = 16 * 1024 * 1024
 
 # safetensors dtype name <-> little-endian numpy dtype
 _DTYPES = {"BOOL": np.dtype("|b1"), "U8": np.dtype("|u1"), "I8": np.dtype("|i1"),
@@ -154,7 +165,9 @@ def _path_name(path) -> str:
 
 
 def _write_atomic(path: str, chunks) -> None:
-    """Write chunks to a new file beside path, fsync it, rename it over path, fsync the directory."""
+    """Write chunks to a new file beside path, fsync it, rename it over path, fsync the directory;
+    then remove the temporary files that killed saves to path left behind."""
+    began = time.time()
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -177,6 +190,40 @@ def _write_atomic(path: str, chunks) -> None:
             pass
         finally:
             os.close(dir_fd)
+    _remove_stale_temps(path, directory, began)
+
+
+def _remove_stale_temps(path: str, directory: str, began: float) -> None:
+    """Delete ``.<name>.<pid>.<8 hex>.tmp`` files of this path whose save cannot still be running.
+
+    A temp file is stale when its pid is not a live process on this machine and it was last
+    written before this save began. A live pid (even a recycled one) keeps the file, so a save
+    under way in another process here is never disturbed; the time rule also spares a writer on
+    another machine sharing the directory while it keeps writing. Temp files of this process are
+    kept (another thread may be saving; a failed save removes its own). Best effort: a file that
+    cannot be examined or removed stays, and the save still succeeds.
+    """
+    pattern = re.compile(re.escape(f".{os.path.basename(path)}.") + r"(\d+)\.[0-9a-f]{8}\.tmp")
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match is None or int(match.group(1)) == os.getpid() or _pid_alive(int(match.group(1))):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < began:
+                    os.unlink(entry.path)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # no cheap check: assume alive, keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process (OverflowError: no pid is that large)
+        return False
+    except PermissionError:  # the process exists but belongs to another user
+        pass
+    return True
 
 
 # ----------------------------------------------------------------------- load
@@ -202,7 +249,7 @@ def load(path):
         size = os.fstat(f.fileno()).st_size
         start = f.read(9)
         if start[:4] == b"PK\x03\x04":
-            return _load_npz(path)
+            return _load_npz(path, size)
         header_len = int.from_bytes(start[:8], "little") if len(start) >= 8 else -1
         if (len(start) < 9 or header_len > size - 8 or header_len > _MAX_HEADER_BYTES
                 or start[8:9] != b"{"):
@@ -290,25 +337,45 @@ def _check_entries(path, header: dict, data_size: int) -> dict:
                 and offsets[0] <= offsets[1]):
             raise ValueError(f"load: {path}: tensor {name!r} has invalid data_offsets {offsets!r}")
         begin, end = offsets
-        nbytes = math.prod(shape) * dtype.itemsize
+        nbytes = _array_bytes(path, f"tensor {name!r}", shape, dtype)
         if end - begin != nbytes:
             raise ValueError(f"load: {path}: tensor {name!r} spans {end - begin} bytes, but its dtype "
-                             f"{info['dtype']} and shape {shape} need {nbytes}")
+                             f"{info['dtype']} and shape {_brief(shape)} need {nbytes}")
         entries[name] = (dtype, tuple(shape), begin, end)
     expected = 0
     for name, (_, _, begin, end) in sorted(entries.items(), key=lambda e: (e[1][2], e[1][3])):
         if begin != expected:
             raise ValueError(f"load: {path}: tensor {name!r} data_offsets [{begin}, {end}] "
                              f"{'overlap another tensor' if begin < expected else 'leave a gap'}")
+        if end > data_size:
+            raise ValueError(f"load: {path}: tensor {name!r} needs data bytes [{begin}, {end}) but the "
+                             f"file holds {data_size} (truncated or corrupt)")
         expected = end
     if expected != data_size:
         raise ValueError(f"load: {path}: the tensors need {expected} data bytes but the file holds "
-                         f"{data_size} (truncated or corrupt)")
+                         f"{data_size} (corrupt: trailing bytes)")
     return entries
 
 
 def _is_count(n) -> bool:
     return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
+def _array_bytes(path, what: str, shape, dtype) -> int:
+    """The bytes of an array of shape (non-negative ints) and dtype; ValueError naming path and what
+    when numpy could not make such an array (too many dimensions, or a size that overflows)."""
+    if len(shape) > _MAX_DIMS:
+        raise ValueError(f"load: {path}: {what} has {len(shape)} dimensions; at most {_MAX_DIMS} are "
+                         "supported")
+    if math.prod(n for n in shape if n) * dtype.itemsize > _MAX_ARRAY_BYTES:  # numpy skips zeros too
+        raise ValueError(f"load: {path}: {what} has shape {_brief(shape)} of {dtype}, whose size "
+                         f"overflows the {_MAX_ARRAY_BYTES}-byte limit of an array")
+    return math.prod(shape) * dtype.itemsize
+
+
+def _brief(shape) -> str:
+    text = str(list(shape))
+    return text if len(text) <= 80 else text[:76] + " ...]"
 
 
 class _Decoder:
@@ -355,19 +422,62 @@ class _Decoder:
         raise ValueError(f"unknown or malformed structure node {node!r:.80}")
 
 
-def _load_npz(path):
+def _load_npz(path, size: int):
+    """An .npz of plain arrays as {name: Tensor}; each member's .npy header is read (never
+    unpickled) and checked against the member's size before its data is read."""
     try:
         with zipfile.ZipFile(path) as archive:
-            foreign = [n for n in archive.namelist() if not n.endswith(".npy")]
-    except zipfile.BadZipFile as exc:
+            members = archive.infolist()
+            foreign = [m.filename for m in members if not m.filename.endswith(".npy")]
+            if foreign:
+                raise ValueError(f"load: {path} is a zip archive holding {foreign[0]!r}, not an .npz of "
+                                 "arrays. torch.save writes such a zip around a pickle (data.pkl); pickle "
+                                 "files are refused because loading them can run arbitrary code. Re-save it "
+                                 "with striate.save (safetensors).")
+            return {m.filename[:-4]: Tensor(_read_npy_member(path, size, archive, m)) for m in members}
+    # NotImplementedError: an unsupported zip feature; OSError: a seek to a corrupt offset
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
         raise ValueError(f"load: {path}: corrupt zip archive: {exc}") from None
-    if foreign:
-        raise ValueError(f"load: {path} is a zip archive holding {foreign[0]!r}, not an .npz of arrays. "
-                         "torch.save writes such a zip around a pickle (data.pkl); pickle files are "
-                         "refused because loading them can run arbitrary code. Re-save it with "
-                         "striate.save (safetensors).")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: Tensor(npz[name]) for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"load: {path}: cannot read it as an .npz of plain arrays: {exc}") from None
+
+
+def _read_npy_member(path, size: int, archive, member) -> np.ndarray:
+    """One member of the .npz at path (size bytes): sizes checked, then the data read in chunks."""
+    what = f"array {member.filename[:-4]!r}"
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or member.flag_bits & 1:
+        raise ValueError(f"load: {path}: {what} is encrypted or uses zip compression method "
+                         f"{member.compress_type}; an .npz member is stored or deflated")
+    compressed = min(member.compress_size, size)  # a member cannot be larger than the file
+    ratio = 1 if member.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO
+    if member.file_size > compressed * ratio + 1024:
+        raise ValueError(f"load: {path}: {what} claims {member.file_size} bytes, more than its compressed "
+                         f"data (at most {compressed} bytes of this {size}-byte file) can hold "
+                         "(corrupt archive)")
+    with archive.open(member) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version[0]}.{version[1]}; 1.0 and 2.0 are supported")
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(f, max_header_size=64 * 1024)
+        except (ValueError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as exc:
+            raise ValueError(f"load: {path}: {what} has an invalid .npy header: {exc}") from None
+        if dtype.hasobject:
+            raise ValueError(f"load: {path}: {what} has dtype {dtype}, which holds Python objects; "
+                             "loading those needs pickle, which is refused because it can run arbitrary "
+                             "code. Only an .npz of plain arrays is accepted.")
+        nbytes = _array_bytes(path, what, shape, dtype)
+        stored = member.file_size - f.tell()
+        if nbytes != stored:
+            raise ValueError(f"load: {path}: {what} has shape {_brief(shape)} of {dtype}, which needs "
+                             f"{nbytes} bytes, but the archive holds {stored} bytes of it (truncated or "
+                             "corrupt)")
+        array = np.empty(shape[::-1] if fortran_order else shape, dtype)
+        done = 0
+        while done < nbytes:
+            n = f.readinto(array.reshape(-1).view(np.uint8)[done:done + _READ_CHUNK])
+            if not n:
+                raise ValueError(f"load: {path}: the archive ended while reading {what}")
+            done += n
+        f.read()  # reach the member's end, where zipfile checks its CRC
+    return array.T if fortran_order else array

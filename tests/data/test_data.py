@@ -5,7 +5,9 @@ with the same theta, and against exact numpy results (``np.rot90``, ``np.flip``,
 shifted arrays) that pin down the geometry of the theta itself.
 """
 import gzip
+import io
 import os
+import re
 import struct
 import warnings
 
@@ -13,8 +15,8 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.data import (DataLoader, Dataset, Digits, IDXDataset, ImageFolder, MNIST5k, TensorDataset,
-                          transforms as T)
+from striate.data import (DataLoader, Dataset, Digits, IDXDataset, ImageFolder, MNIST5k, SegmentationFolder,
+                          TensorDataset, transforms as T)
 from striate.data.datasets import MNIST5K_PATH
 from tests.conftest import require
 
@@ -264,8 +266,65 @@ def test_image_folder(tmp_path):
         ImageFolder(tmp_path)
     ds = ImageFolder(tmp_path, size=(8, 7))
     assert ds.x.shape == (5, 3, 8, 7) and 0 <= ds.x.numpy().min() and ds.x.numpy().max() <= 1
-    with pytest.raises(ValueError, match="no .png/.jpg/.jpeg images"):
+    with pytest.raises(ValueError, match="holds no class folders"):
         ImageFolder(tmp_path / "ant" / ".." / "cat")
+
+
+def test_image_folder_refuses_missing_and_empty_folders_naming_them(tmp_path):
+    Image = require("PIL.Image")
+    with pytest.raises(ValueError, match=f"ImageFolder: root '{re.escape(str(tmp_path / 'nowhere'))}' does "
+                       "not exist"):
+        ImageFolder(tmp_path / "nowhere")
+    (tmp_path / "file.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"ImageFolder: root '{re.escape(str(tmp_path / 'file.png'))}' is "
+                       "not a directory"):
+        ImageFolder(tmp_path / "file.png")
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(ValueError, match=f"ImageFolder: root '{re.escape(str(root))}' holds no class folders"):
+        ImageFolder(root)
+    for name in ("ant", "bee", "cat"):
+        (root / name).mkdir()
+        if name != "bee":
+            Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / name / "0.png")
+    (root / "bee" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=rf"ImageFolder: class folder\(s\) '{re.escape(str(root / 'bee'))}' "
+                       r"hold no \.png/\.jpg/\.jpeg images"):
+        ImageFolder(root)  # refused, not skipped: skipping would give cat label 1 instead of 2
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "bee" / "0.png")
+    np.testing.assert_array_equal(ImageFolder(root).y.numpy(), [0, 1, 2])
+
+
+def _png_bytes(Image, shape=(12, 10, 3)):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["text", "empty", "half", "header_only", "broken_stream"])
+def test_unreadable_images_are_named(tmp_path, damage):
+    Image = require("PIL.Image")
+    good = _png_bytes(Image)
+    raw = {"text": b"this is not a picture", "empty": b"", "half": good[:len(good) // 2],
+           "header_only": good[:40], "broken_stream": good[:100] + bytes(200) + good[300:]}[damage]
+    images, masks = tmp_path / "cls", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for name in ("a", "b"):
+        (images / f"{name}.png").write_bytes(good)
+        Image.fromarray(np.zeros((12, 10), np.uint8)).save(masks / f"{name}.png")
+    (images / "b.png").write_bytes(raw)
+    with pytest.raises(ValueError, match=f"^ImageFolder: cannot read image "
+                       f"'{re.escape(str(images / 'b.png'))}': "):
+        ImageFolder(tmp_path)  # class folders cls and masks
+    with pytest.raises(ValueError, match=f"^SegmentationFolder: cannot read image "
+                       f"'{re.escape(str(images / 'b.png'))}': "):
+        SegmentationFolder(images, masks)
+    (images / "b.png").write_bytes(good)
+    (masks / "b.png").write_bytes(raw)
+    with pytest.raises(ValueError, match=f"^SegmentationFolder: cannot read image "
+                       f"'{re.escape(str(masks / 'b.png'))}': "):
+        SegmentationFolder(images, masks)
 
 
 def test_digits():

@@ -1,9 +1,11 @@
-"""The ``striate`` command line: argument parsing, ``python -m striate``, and a tiny train + eval run."""
+"""The ``striate`` command line: argument parsing, ``python -m striate``, a tiny train + eval run,
+and errors (bad input: one line ``striate: error: ...`` and status 1; ``--debug``; Ctrl-C)."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -112,3 +114,121 @@ def test_main_rejects_unknown_options_but_passes_them_to_the_bench_runner(monkey
     monkeypatch.setattr(cli.subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
     assert cli.main(["bench", "--only", "epoch", "--quick"]) == 0
     assert calls == [([sys.executable, str(runner), "--only", "epoch", "--quick"], str(tmp_path))]
+
+
+# ------------------------------------------------------------------ errors: one line, exit 1
+def _error(argv) -> str:
+    """The one-line message main exits with (status 1: SystemExit with a str)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    message = exc.value.code
+    assert isinstance(message, str) and "\n" not in message and message.startswith("striate: error: ")
+    return message
+
+
+def _lenet_checkpoint(path, **extra):
+    import striate as st
+    from striate import models
+
+    st.save({"epoch": 1, "model": models.lenet5().state_dict(), "meta": {"task": "classify", "model": "lenet5"},
+             **extra}, path)
+    return path
+
+
+def test_eval_of_a_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    assert _error(["eval", "--checkpoint", str(missing)]) == \
+        f"striate: error: {missing}: No such file or directory"
+    assert _error(["eval", "--checkpoint", str(tmp_path)]) == f"striate: error: {tmp_path}: Is a directory"
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(np.random.default_rng(0).bytes(3000))
+    assert _error(["eval", "--checkpoint", str(garbage)]).startswith(f"striate: error: load: {garbage} ")
+    raw = _lenet_checkpoint(tmp_path / "real.safetensors").read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[:len(raw) // 2])
+    message = _error(["eval", "--checkpoint", str(cut)])
+    assert message.startswith(f"striate: error: load: {cut}: tensor ") and "truncated" in message
+
+
+def test_eval_of_a_checkpoint_that_is_not_a_model_is_one_line(tmp_path):
+    import striate as st
+
+    for name, obj in (("flat", {"w": st.tensor(np.ones(3, np.float32))}), ("list", [1, 2]),
+                      ("meta_list", {"model": {}, "meta": [1]})):
+        st.save(obj, tmp_path / f"{name}.safetensors")
+        assert "holds no model state" in _error(["eval", "--checkpoint", str(tmp_path / f"{name}.safetensors")])
+    st.save({"G": {}, "meta": {"task": "gan"}}, tmp_path / "gan.safetensors")
+    assert "is a gan run; draw from it with `striate sample" in \
+        _error(["eval", "--checkpoint", str(tmp_path / "gan.safetensors")])
+    st.save({"model": {}, "meta": {"task": "translate"}}, tmp_path / "task.safetensors")
+    assert "records an unknown task 'translate'" in _error(["eval", "--checkpoint",
+                                                            str(tmp_path / "task.safetensors")])
+    st.save({"model": {"conv1.weight": np.ones(2, np.float32)}, "meta": {"model": "lenet5"}},
+            tmp_path / "other.safetensors")
+    message = _error(["eval", "--checkpoint", str(tmp_path / "other.safetensors")])
+    assert message.startswith(f"striate: error: eval: {tmp_path / 'other.safetensors'} does not fit LeNet5: ")
+    _lenet_checkpoint(tmp_path / "lenet.safetensors")
+    message = _error(["eval", "--checkpoint", str(tmp_path / "lenet.safetensors"), "--model", "unet"])
+    assert "does not fit UNet: Error(s) in loading state_dict for UNet: Missing key(s)" in message
+    assert message.endswith(" ... (--debug shows all of it)") and len(message) < 1100
+    st.save({"model": {}, "meta": {"model": "resnet999"}}, tmp_path / "unknown.safetensors")
+    assert "unknown model 'resnet999'" in _error(["eval", "--checkpoint", str(tmp_path / "unknown.safetensors")])
+
+
+def test_resume_without_or_with_a_corrupt_checkpoint_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    message = _error(["train", "--resume", "--out", str(out), "--no-progress"])
+    assert message == (f"striate: error: train: --resume: there is no last.safetensors in '{out}' to continue "
+                       "from; check --out, or leave out --resume to start afresh")
+    assert not out.exists()
+    out.mkdir()
+    (out / "last.safetensors").write_bytes(b"\x80\x04not a checkpoint.")
+    message = _error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
+    assert message.startswith(f"striate: error: load: {out / 'last.safetensors'} looks like a pickle file")
+    _lenet_checkpoint(out / "last.safetensors")  # a model's state, but not fit's whole checkpoint
+    message = _error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
+    assert message == (f"striate: error: fit: {out / 'last.safetensors'} is not a checkpoint of fit: it lacks "
+                       "optimizer, scheduler, rng, loader, history")
+
+
+@pytest.mark.parametrize("task", ["classify", "segment"])
+def test_an_out_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path, task, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    out = tmp_path / "file" / "run"
+    assert _error(["train", "--task", task, "--out", str(out), "--no-progress"]) == \
+        f"striate: error: {out}: Not a directory"
+    assert capsys.readouterr().out == ""  # nothing was loaded or trained
+
+
+def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, monkeypatch):
+    missing = str(tmp_path / "missing.safetensors")
+    for argv in (["--debug", "eval", "--checkpoint", missing], ["eval", "--checkpoint", missing, "--debug"]):
+        with pytest.raises(FileNotFoundError):
+            cli.main(argv)
+
+    def bug(args):
+        raise RuntimeError("an internal invariant broke")
+
+    monkeypatch.setattr(cli, "run_eval", bug)
+    with pytest.raises(RuntimeError, match="an internal invariant broke"):
+        cli.main(["eval", "--checkpoint", missing])
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_eval", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["eval", "--checkpoint", "x"])
+    assert exc.value.code == 130 and capsys.readouterr().err == "striate: interrupted\n"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["eval", "--checkpoint", "x", "--debug"])
+
+
+def test_python_m_striate_reports_an_error_in_one_line_without_traceback(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    out = subprocess.run([sys.executable, "-m", "striate", "eval", "--checkpoint", str(missing)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1] == f"striate: error: {missing}: No such file or directory"

@@ -107,40 +107,50 @@ class ImageFolder(TensorDataset):
     Grayscale images give C=1; if any image has colour, all are read as RGB
     (C=3). Without ``size`` every image must have the same size.
 
+    A class folder without images is refused (as torchvision's ImageFolder does):
+    skipping it would give the classes after it other labels than their names'
+    positions suggest.
+
     Args:
         root: folder with one sub-folder per class.
         size: optional (H, W) every image is resized to (bilinear).
 
     Attributes:
         classes: sorted class names; ``class_to_idx``; ``files`` in sample order.
+
+    Raises:
+        ValueError: root is missing or holds no class folders, a class folder holds no
+            images, or an image cannot be decoded (each names the folder or file).
     """
 
     def __init__(self, root, size=None):
         Image = _import_pil()
         root = os.fspath(root)
         if not os.path.isdir(root):
-            raise ValueError(f"ImageFolder: root {root!r} is not a directory")
+            raise ValueError(f"ImageFolder: root {root!r} "
+                             f"{'is not a directory' if os.path.exists(root) else 'does not exist'}")
         self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        if not self.classes:
+            raise ValueError(f"ImageFolder: root {root!r} holds no class folders; expected "
+                             f"{os.path.join(root, '<class name>', '<image>')}.png|jpg|jpeg")
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self.files, labels = [], []
+        self.files, labels, empty = [], [], []
         for c in self.classes:
             folder = os.path.join(root, c)
-            for name in sorted(os.listdir(folder)):
-                if name.lower().endswith(_IMAGE_EXTENSIONS):
-                    self.files.append(os.path.join(folder, name))
-                    labels.append(self.class_to_idx[c])
-        if not self.files:
-            raise ValueError(f"ImageFolder: no {'/'.join(_IMAGE_EXTENSIONS)} images in class folders "
-                             f"under {root!r}")
+            names = [n for n in sorted(os.listdir(folder)) if n.lower().endswith(_IMAGE_EXTENSIONS)]
+            if not names:
+                empty.append(folder)
+            self.files += [os.path.join(folder, n) for n in names]
+            labels += [self.class_to_idx[c]] * len(names)
+        if empty:
+            raise ValueError(f"ImageFolder: class folder(s) {', '.join(map(repr, empty))} hold no "
+                             f"{'/'.join(_IMAGE_EXTENSIONS)} images; remove them or add images (an empty "
+                             f"class would still take a label)")
         if size is not None:
             if not isinstance(size, (tuple, list)) or len(size) != 2 or any(int(s) < 1 for s in size):
                 raise ValueError(f"ImageFolder: size must be (H, W) with positive ints, got {size!r}")
             size = (int(size[0]), int(size[1]))
-        pictures = []
-        for path in self.files:
-            with Image.open(path) as im:
-                im.load()
-                pictures.append(im.copy())
+        pictures = [_read_image(Image, path, "ImageFolder") for path in self.files]
         gray = all(im.mode in _GRAY_MODES for im in pictures)
         arrays = [_picture_to_array(Image, im, gray, size) for im in pictures]
         first = arrays[0].shape
@@ -149,6 +159,24 @@ class ImageFolder(TensorDataset):
                 raise ValueError(f"ImageFolder: {path!r} is {a.shape[1]}x{a.shape[2]} but "
                                  f"{self.files[0]!r} is {first[1]}x{first[2]}; pass size=(H, W) to resize")
         super().__init__(np.stack(arrays), np.asarray(labels, dtype=np.int64))
+
+
+def _read_image(Image, path: str, caller: str):
+    """Open and fully decode one image file with Pillow (module Image), returning a loaded copy.
+
+    Raises:
+        ValueError: naming caller and path, when Pillow cannot identify or decode the file (not an
+            image, truncated, corrupt); errors of the file system itself (missing, no permission)
+            propagate as they are, since they name the file already.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise ValueError(f"{caller}: cannot read image {path!r}: {exc}") from exc
 
 
 def _picture_to_array(Image, im, gray: bool, size) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .dataset import Dataset, TensorDataset
-from .datasets import _GRAY_MODES, _import_pil, _picture_to_array
+from .datasets import _GRAY_MODES, _import_pil, _picture_to_array, _read_image
 
 KINDS = ("ellipse", "rectangle", "triangle")
 COLOURS = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.8, 0.1), "blue": (0.1, 0.2, 0.95),
@@ -209,6 +209,10 @@ class SegmentationFolder(TensorDataset):
 
     Attributes:
         stems: sample names in order; ``num_classes`` = largest class id + 1.
+
+    Raises:
+        ValueError: a folder is missing or empty, stems do not pair up, sizes differ, or a file
+            cannot be decoded as an image (naming the file).
     """
 
     def __init__(self, images_dir, masks_dir, size=None):
@@ -230,12 +234,13 @@ class SegmentationFolder(TensorDataset):
                 raise ValueError(f"SegmentationFolder: size must be (H, W) with positive ints, got {size!r}")
             size = (int(size[0]), int(size[1]))
         self.stems = sorted(images)
-        pictures = [_load(Image, images[s]) for s in self.stems]
+        pictures = [_read_image(Image, images[s], "SegmentationFolder") for s in self.stems]
         gray = all(im.mode in _GRAY_MODES for im in pictures)
         xs, ys = [], []
         for stem, picture in zip(self.stems, pictures):
             x = _picture_to_array(Image, picture, gray, size)
-            y = _mask_to_array(Image, _load(Image, masks[stem]), masks[stem], size)
+            mask = _read_image(Image, masks[stem], "SegmentationFolder")
+            y = _mask_to_array(Image, mask, masks[stem], size)
             if y.shape != x.shape[1:]:
                 raise ValueError(f"SegmentationFolder: mask {masks[stem]!r} is {y.shape[0]}x{y.shape[1]} but "
                                  f"image {images[stem]!r} is {x.shape[1]}x{x.shape[2]}")
@@ -252,12 +257,6 @@ class SegmentationFolder(TensorDataset):
 def _by_stem(folder: str, extensions) -> dict:
     return {os.path.splitext(name)[0]: os.path.join(folder, name) for name in sorted(os.listdir(folder))
             if name.lower().endswith(extensions)}
-
-
-def _load(Image, path: str):
-    with Image.open(path) as im:
-        im.load()
-        return im.copy()
 
 
 def _mask_to_array(Image, im, path: str, size) -> np.ndarray:

@@ -34,6 +34,7 @@ from ..tensor import Tensor, tensor
 from .history import History
 
 CHECKPOINT_NAME = "last.safetensors"
+_CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "rng", "loader", "history")
 
 
 def _as_tensor(value, device):
@@ -172,9 +173,22 @@ def _save_checkpoint(path, epoch, model, optimizer, scheduler, loader, history, 
           "history": history.to_dict(), "meta": meta}, path)
 
 
+def load_weights(module, state_dict, source, caller: str) -> None:
+    """``module.load_state_dict(state_dict)``, with a state that does not fit the module (missing,
+    unexpected or mis-shaped entries: load_state_dict's RuntimeError) raised as a ValueError that
+    names caller and source (the checkpoint file)."""
+    try:
+        module.load_state_dict(state_dict)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{caller}: {source} does not fit {type(module).__name__}: {exc}") from exc
+
+
 def _restore_checkpoint(path, model, optimizer, scheduler, loader) -> tuple[int, History]:
     state = load(path)
-    model.load_state_dict(state["model"])
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"fit: {path} is not a checkpoint of fit: it lacks {', '.join(missing)}")
+    load_weights(model, state["model"], path, "fit")
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         if state["scheduler"] is None:
@@ -213,6 +227,10 @@ def fit(model, train_loader, optimizer, epochs, loss_fn=F.cross_entropy, val_loa
 
     Returns:
         The :class:`History` of every epoch (those restored from the checkpoint included).
+
+    Raises:
+        ValueError: with ``resume``, a checkpoint that is corrupt, not one of ``fit``, or of
+            another model (naming the file).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
