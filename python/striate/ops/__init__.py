@@ -2,8 +2,12 @@
 
 No autograd. Every forward has its backward next to it. Each function
 validates its arguments (``ValueError`` / ``TypeError`` naming the argument),
-allocates the outputs on the input's device and calls the kernel.
+allocates the outputs on the input's device and calls the kernel. Geometry
+integers are at most 2**31 - 1, and an output or workspace larger than its
+device's memory raises ``ArraySizeError`` (a ``ValueError`` and a
+``MemoryError``) naming the op, before anything is allocated.
 """
+from ._check import ArraySizeError
 from .conv2d import conv2d, conv2d_backward, conv2d_reference
 from .conv_transpose2d import conv_transpose2d, conv_transpose2d_backward
 from .dropout import dropout, dropout_backward, philox4x32_10
@@ -16,6 +20,7 @@ from .unpool2d import max_unpool2d, max_unpool2d_backward
 from .warp import warp_affine
 
 __all__ = [
+    "ArraySizeError",
     "pad2d", "pad2d_backward",
     "conv2d", "conv2d_backward", "conv2d_reference",
     "conv_transpose2d", "conv_transpose2d_backward",
