@@ -320,8 +320,10 @@ def test_workspace_only_for_split_reductions(cuda_module):
 def test_bindings_reject_bad_arguments(cuda_module):
     with pytest.raises(ValueError, match="divisible by groups"):
         cuda_module.conv2d_backward_workspace("float32", *_sizes(groups=4, K=6))
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ValueError, match=r"stride must be in \[1, 2147483647\], got 0"):
         cuda_module.conv2d_backward_workspace("float64", *_sizes(sh=0))
+    with pytest.raises(ValueError, match=r"dilation must be in \[1, 2147483647\], got 4611686018427387904"):
+        cuda_module.conv2d_backward_workspace("float64", *_sizes(dh=2**62))
     with pytest.raises(TypeError, match="float32 or float64"):
         cuda_module.conv2d_backward_workspace("float16", *_sizes())
     with pytest.raises(ValueError, match="device pointer"):

@@ -106,7 +106,7 @@ def needs(op: str, v) -> tuple[bool, bool, bool]:
     """Which of (dx, dw, db) a backward should compute."""
     if not isinstance(v, (tuple, list)) or len(v) != 3:
         raise ValueError(f"{op}: needs must be a triple of bools (dx, dw, db), got {v!r}")
-    return tuple(bool(n) for n in v)
+    return tuple(boolean(op, "needs", n) for n in v)
 
 
 def boolean(op: str, name: str, v) -> bool:
