@@ -524,6 +524,17 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("set_num_threads", [](int n) { omp_set_num_threads(n); });
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
 
+  m.def("set_conv2d_strategy", [](const std::string& name) {
+    const int s = name == "auto" ? CONV2D_AUTO : name == "per_image" ? CONV2D_PER_IMAGE
+                : name == "batched" ? CONV2D_BATCHED : -1;
+    require(s >= 0, "set_conv2d_strategy: expected 'auto', 'per_image' or 'batched', got '" + name + "'");
+    set_conv2d_strategy_cpu(s);
+  });
+  m.def("get_conv2d_strategy", []() {
+    const int s = get_conv2d_strategy_cpu();
+    return std::string(s == CONV2D_PER_IMAGE ? "per_image" : s == CONV2D_BATCHED ? "batched" : "auto");
+  });
+
   m.def("conv_output_size", &conv_output_size);
   m.def("conv_transpose_output_size", &conv_transpose_output_size);
   m.def("pool_output_size", &pool_output_size);

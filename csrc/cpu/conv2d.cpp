@@ -14,10 +14,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <vector>
 
+#include "common/shape.h"
 #include "gemm.h"
 
 namespace striate {
@@ -35,14 +37,14 @@ inline void valid_columns(const Conv2dGeometry& g, index_t w0, index_t* lo, inde
   *hi = std::max(*lo, std::min(g.Wo, (g.W - w0 + g.sw - 1) / g.sw));
 }
 
-// col[(c*kh + a)*kw + b][oh*Wo + ow] = x[c][oh*sh - pt + a*dh][ow*sw - pl + b*dw] (0 outside)
+// col[(c*kh + a)*kw + b][oh*Wo + ow] = x[c][oh*sh - pt + a*dh][ow*sw - pl + b*dw] (0 outside);
+// rows are ld apart (ld = Ho*Wo for one image, N*Ho*Wo when all images sit side by side).
 template <typename T>
-void im2col(const T* x, index_t Cg, const Conv2dGeometry& g, T* col) {
-  const index_t P = g.Ho * g.Wo;
+void im2col(const T* x, index_t Cg, const Conv2dGeometry& g, T* col, index_t ld) {
   for (index_t c = 0; c < Cg; ++c)
     for (index_t a = 0; a < g.kh; ++a)
       for (index_t b = 0; b < g.kw; ++b) {
-        T* row = col + ((c * g.kh + a) * g.kw + b) * P;
+        T* row = col + ((c * g.kh + a) * g.kw + b) * ld;
         const index_t w0 = b * g.dw - g.pl;
         index_t lo, hi;
         valid_columns(g, w0, &lo, &hi);
@@ -67,12 +69,11 @@ void im2col(const T* x, index_t Cg, const Conv2dGeometry& g, T* col) {
 
 // The adjoint of im2col: x[c][h][w] += col[...] for every tap that read it.
 template <typename T>
-void col2im(const T* col, index_t Cg, const Conv2dGeometry& g, T* x) {
-  const index_t P = g.Ho * g.Wo;
+void col2im(const T* col, index_t Cg, const Conv2dGeometry& g, T* x, index_t ld) {
   for (index_t c = 0; c < Cg; ++c)
     for (index_t a = 0; a < g.kh; ++a)
       for (index_t b = 0; b < g.kw; ++b) {
-        const T* row = col + ((c * g.kh + a) * g.kw + b) * P;
+        const T* row = col + ((c * g.kh + a) * g.kw + b) * ld;
         const index_t w0 = b * g.dw - g.pl;
         index_t lo, hi;
         valid_columns(g, w0, &lo, &hi);
@@ -137,10 +138,113 @@ void gemm_dispatch(bool parallel, index_t M, index_t N, index_t K, const T* A, i
     gemm_cpu(M, N, K, A, rs_a, cs_a, B, rs_b, cs_b, C, ldc, accumulate);
 }
 
+// ------------------------------------------------------------------------
+// Batched columns: the columns of all N images side by side (CgKK x N*P), so
+// that a layer with few output positions per image (deep layers of real
+// networks: 4x4, 2x2) still runs one wide GEMM per group instead of N thin
+// ones. out/dyt (Kg x N*P) hold the output or its gradient in that layout.
+
+std::atomic<int> conv_strategy{CONV2D_AUTO};
+
+// The columns of all images fit in this many bytes, or the per-image path runs.
+constexpr size_t kBatchedBytes = size_t(256) << 20;
+// Below this many output positions per image the per-image GEMMs are thin.
+constexpr index_t kBatchedPositions = 64;
+
+bool use_batched(const Conv2dGeometry& g, size_t elem) {
+  const int strategy = conv_strategy.load(std::memory_order_relaxed);
+  if (strategy == CONV2D_PER_IMAGE) return false;
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const index_t values[] = {Cg * g.kh * g.kw + Kg, g.N, g.Ho, g.Wo, (index_t)elem};
+  const index_t bytes = checked_product(values, 5);
+  if (bytes == kSizeOverflow) return false;
+  if (strategy == CONV2D_BATCHED) return true;
+  return g.N > 1 && g.Ho * g.Wo < kBatchedPositions && (size_t)bytes <= kBatchedBytes;
+}
+
+// out[k][n*P + p] <-> y[n][k0 + k][p] for the Kg channels of one group.
+template <typename T>
+void gather_channels(T* out, const T* y, const Conv2dGeometry& g, index_t K, index_t k0,
+                     index_t Kg) {
+  const index_t P = g.Ho * g.Wo, NP = g.N * P;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t n = 0; n < g.N; ++n)
+    for (index_t k = 0; k < Kg; ++k)
+      std::memcpy(out + k * NP + n * P, y + (n * K + k0 + k) * P, sizeof(T) * P);
+}
+
+template <typename T>
+void im2col_all(const T* x, index_t gi, const Conv2dGeometry& g, T* col) {
+  const index_t Cg = g.C / g.groups, NP = g.N * g.Ho * g.Wo;
+#pragma omp parallel for schedule(static)
+  for (index_t n = 0; n < g.N; ++n)
+    im2col(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g, col + n * g.Ho * g.Wo, NP);
+}
+
+template <typename T>
+void conv2d_forward_batched(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
+  T* col = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
+  T* out = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  for (index_t gi = 0; gi < g.groups; ++gi) {
+    im2col_all(x, gi, g, col);
+    gemm_parallel_cpu(Kg, NP, CgKK, w + gi * Kg * CgKK, CgKK, (index_t)1, col, NP, (index_t)1,
+                      out, NP, false);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (index_t n = 0; n < g.N; ++n)
+      for (index_t k = 0; k < Kg; ++k) {
+        const T* src = out + k * NP + n * P;
+        T* dst = y + (n * g.K + gi * Kg + k) * P;
+        const T bias = b ? b[gi * Kg + k] : T(0);
+        for (index_t p = 0; p < P; ++p) dst[p] = src[p] + bias;
+      }
+  }
+}
+
+template <typename T>
+void conv2d_backward_data_batched(T* dx, const T* dy, const T* w, const Conv2dGeometry& g) {
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
+  T* dcol = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
+  T* dyt = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  for (index_t gi = 0; gi < g.groups; ++gi) {
+    gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
+    // A(i, k) = w[g][k][i]: the transposed weight, read in place.
+    gemm_parallel_cpu(CgKK, NP, Kg, w + gi * Kg * CgKK, (index_t)1, CgKK, dyt, NP, (index_t)1,
+                      dcol, NP, false);
+#pragma omp parallel for schedule(static)
+    for (index_t n = 0; n < g.N; ++n) {
+      T* dxg = dx + (n * g.C + gi * Cg) * g.H * g.W;
+      std::fill(dxg, dxg + Cg * g.H * g.W, T(0));
+      col2im(dcol + n * P, Cg, g, dxg, NP);
+    }
+  }
+}
+
+template <typename T>
+void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
+  T* col = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
+  T* dyt = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  for (index_t gi = 0; gi < g.groups; ++gi) {
+    im2col_all(x, gi, g, col);
+    gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
+    // dw[g] (Kg x CgKK) = dyt (Kg x NP) * col^T: B(k = j, n = r) = col[r][j].
+    gemm_parallel_cpu(Kg, CgKK, NP, dyt, NP, (index_t)1, col, (index_t)1, NP,
+                      dw + gi * Kg * CgKK, CgKK, false);
+  }
+}
+
 }  // namespace
+
+void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
+int get_conv2d_strategy_cpu() { return conv_strategy.load(); }
 
 template <typename T>
 void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const bool pointwise = is_pointwise(g);
@@ -151,7 +255,7 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
       T* yg = y + (n * g.K + gi * Kg) * P;
       const T* B = xg;
       if (!pointwise) {
-        im2col(xg, Cg, g, col);
+        im2col(xg, Cg, g, col, P);
         B = col;
       }
       gemm_dispatch(parallel, Kg, P, CgKK, w + gi * Kg * CgKK, CgKK, (index_t)1, B, P,
@@ -168,6 +272,7 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
 
 template <typename T>
 void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeometry& g) {
+  if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const bool pointwise = is_pointwise(g);
@@ -181,13 +286,14 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
       // A(i, k) = w[g][k][i]: the transposed weight, read in place.
       gemm_dispatch(parallel, CgKK, P, Kg, w + gi * Kg * CgKK, (index_t)1, CgKK, dyg, P,
                     (index_t)1, pointwise ? dxg : dcol, P, false);
-      if (!pointwise) col2im(dcol, Cg, g, dxg);
+      if (!pointwise) col2im(dcol, Cg, g, dxg, P);
     }
   });
 }
 
 template <typename T>
 void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const index_t wsize = g.K * CgKK;
@@ -199,7 +305,7 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
       const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
       const T* B = xg;
       if (!pointwise) {
-        im2col(xg, Cg, g, col);
+        im2col(xg, Cg, g, col, P);
         B = col;
       }
       // B(k = p, j = r) = col[r][p]: the transposed column matrix, read in place.

@@ -31,6 +31,14 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
 template <typename T>
 void conv2d_backward_bias_cpu(T* db, const T* dy, index_t N, index_t K, index_t P);
 
+// How conv2d_*_cpu lay out their GEMMs: CONV2D_PER_IMAGE runs one GEMM per
+// image and group (images over threads), CONV2D_BATCHED puts the columns of
+// all images side by side (one wide GEMM per group: layers with few output
+// positions per image), CONV2D_AUTO picks by shape. Tests force each one.
+enum Conv2dStrategy : int { CONV2D_AUTO = 0, CONV2D_PER_IMAGE = 1, CONV2D_BATCHED = 2 };
+void set_conv2d_strategy_cpu(int strategy);
+int get_conv2d_strategy_cpu();
+
 // The plain reference loops the fast paths above are tested against.
 template <typename T>
 void conv2d_forward_reference_cpu(T* y, const T* x, const T* w, const T* b,

@@ -2,10 +2,12 @@
 // Loop nest (outer to inner): N in NC panels -> K in KC slices (pack B) ->
 // M in MC blocks (pack A) -> NR columns -> MR rows -> micro-kernel.
 // The micro-kernel keeps an MR x NR tile of C in registers: NR is two
-// 64-byte vectors (32 floats / 16 doubles), MR = 6 rows, i.e. 12 vector
-// accumulators, which fits the 16/32 vector registers of AVX2/AVX-512.
-// GCC vector extensions keep it portable: without AVX-512 each 64-byte
-// vector is split into narrower registers by the compiler.
+// vectors of the widest SIMD registers the build targets (64 bytes with
+// AVX-512, 32 with AVX/AVX2, 16 otherwise), MR = 6 rows, i.e. 12 vector
+// accumulators plus two B vectors and one broadcast: 15 registers, which
+// fits the 16 of AVX2 as well as the 32 of AVX-512. (64-byte vectors on an
+// AVX2 machine would need 24 accumulators and spill on every step.)
+// GCC vector extensions keep it portable.
 #include "gemm.h"
 
 #include <omp.h>
@@ -19,20 +21,28 @@ namespace striate {
 
 namespace {
 
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
 template <typename T>
 struct Vec;
 template <>
 struct Vec<float> {
-  typedef float type __attribute__((vector_size(64)));
+  typedef float type __attribute__((vector_size(kVectorBytes)));
 };
 template <>
 struct Vec<double> {
-  typedef double type __attribute__((vector_size(64)));
+  typedef double type __attribute__((vector_size(kVectorBytes)));
 };
 
 constexpr int MR = 6;
 template <typename T>
-constexpr int lanes() { return 64 / (int)sizeof(T); }
+constexpr int lanes() { return kVectorBytes / (int)sizeof(T); }
 template <typename T>
 constexpr int NR() { return 2 * lanes<T>(); }
 constexpr index_t KC = 256;

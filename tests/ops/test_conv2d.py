@@ -217,3 +217,50 @@ def test_same_padding_with_even_kernels_is_asymmetric(kernel, dilation, torch):
     assert_close(y, ref.conv2d(x, w, None, (1, 1), top_bottom_left_right, dilation), *tol(np.float64, 10))
     yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=dilation)
     assert_close(y, yt.numpy(), *tol(np.float64, 10))
+
+
+# Both GEMM layouts of the CPU kernels (one GEMM per image, or the columns of all images side by
+# side) against the plain loop nest and PyTorch's gradients, whichever the shape would pick.
+STRATEGY_CASES = FAST + [
+    ((4, 16, 2, 2), (16, 16, 3, 3), 1, 1, 1, 1),          # deep layer, few positions per image
+    ((5, 8, 4, 4), (12, 8, 1, 1), 2, 0, 1, 1),            # 1x1 stride 2 downsampling
+    ((3, 6, 3, 5), (6, 2, 3, 3), (1, 2), (1, 0), (2, 1), 3),
+]
+
+
+@pytest.fixture(params=("per_image", "batched"))
+def conv_strategy(request):
+    striate._cpu.set_conv2d_strategy(request.param)
+    yield request.param
+    striate._cpu.set_conv2d_strategy("auto")
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("case", STRATEGY_CASES,
+                         ids=[f"x{c[0]}-w{c[1]}".replace(" ", "") for c in STRATEGY_CASES])
+def test_each_gemm_layout_matches_reference_and_torch(case, threads, conv_strategy, torch):
+    striate.set_num_threads(threads)
+    xs, ws, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(11)
+    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = ops.conv2d(x, w, b, **kwargs)
+    assert_close(y, ops.conv2d_reference(x, w, b, **kwargs), *tol(np.float64, 10))
+    g = random_array(rng, y.shape, np.float64)
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    torch.nn.functional.conv2d(xt, wt, None, stride, padding, dilation, groups).backward(torch.tensor(g))
+    dx, dw, db = ops.conv2d_backward(g, x, w, **kwargs)
+    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
+    assert_close(db, g.sum(axis=(0, 2, 3)), *tol(np.float64, 10), "db")
+    # The transposed convolution runs the same blocks in the other direction.
+    if groups == 1 and dilation == 1 and padding != "same":
+        yt = ops.conv_transpose2d(g, w, None, stride, padding)
+        expected = torch.nn.functional.conv_transpose2d(torch.tensor(g), torch.tensor(w), None, stride, padding)
+        assert_close(yt, expected.numpy(), *tol(np.float64, 10), "conv_transpose2d")
+
+
+def test_conv2d_strategy_names_are_checked():
+    with pytest.raises(ValueError, match="set_conv2d_strategy: expected 'auto'"):
+        striate._cpu.set_conv2d_strategy("fastest")
+    assert striate._cpu.get_conv2d_strategy() == "auto"
