@@ -181,12 +181,24 @@ void im2col_all(const T* x, index_t gi, const Conv2dGeometry& g, T* col) {
     im2col(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g, col + n * g.Ho * g.Wo, NP);
 }
 
+// The sizes and the two buffers every batched pass uses (the calling thread's scratch).
+template <typename T>
+struct Batched {
+  index_t Cg, Kg, P, NP, CgKK;
+  T* col;   // CgKK x NP: the columns of every image, or their gradient
+  T* chan;  // Kg x NP: one group's output channels, or their gradient
+  explicit Batched(const Conv2dGeometry& g)
+      : Cg(g.C / g.groups), Kg(g.K / g.groups), P(g.Ho * g.Wo), NP(g.N * P),
+        CgKK(Cg * g.kh * g.kw),
+        col(static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP))),
+        chan(static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP))) {}
+};
+
 template <typename T>
 void conv2d_forward_batched(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
-  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
-  T* col = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
-  T* out = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  const Batched<T> s(g);
+  const index_t Kg = s.Kg, P = s.P, NP = s.NP, CgKK = s.CgKK;
+  T *col = s.col, *out = s.chan;
   for (index_t gi = 0; gi < g.groups; ++gi) {
     im2col_all(x, gi, g, col);
     gemm_parallel_cpu(Kg, NP, CgKK, w + gi * Kg * CgKK, CgKK, (index_t)1, col, NP, (index_t)1,
@@ -204,10 +216,9 @@ void conv2d_forward_batched(T* y, const T* x, const T* w, const T* b, const Conv
 
 template <typename T>
 void conv2d_backward_data_batched(T* dx, const T* dy, const T* w, const Conv2dGeometry& g) {
-  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
-  T* dcol = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
-  T* dyt = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  const Batched<T> s(g);
+  const index_t Cg = s.Cg, Kg = s.Kg, P = s.P, NP = s.NP, CgKK = s.CgKK;
+  T *dcol = s.col, *dyt = s.chan;
   for (index_t gi = 0; gi < g.groups; ++gi) {
     gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
     // A(i, k) = w[g][k][i]: the transposed weight, read in place.
@@ -224,10 +235,9 @@ void conv2d_backward_data_batched(T* dx, const T* dy, const T* w, const Conv2dGe
 
 template <typename T>
 void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
-  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-  const index_t P = g.Ho * g.Wo, NP = g.N * P, CgKK = Cg * g.kh * g.kw;
-  T* col = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP));
-  T* dyt = static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP));
+  const Batched<T> s(g);
+  const index_t Kg = s.Kg, NP = s.NP, CgKK = s.CgKK;
+  T *col = s.col, *dyt = s.chan;
   for (index_t gi = 0; gi < g.groups; ++gi) {
     im2col_all(x, gi, g, col);
     gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
