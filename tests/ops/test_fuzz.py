@@ -631,13 +631,18 @@ def _cv2_planes(fn, x, **kw):
     return np.stack(planes).reshape(x.shape[:2] + planes[0].shape)
 
 
+def _planes(data, side):
+    """An (N, C, H, W) input of sides up to `side` for the image ops (finite values)."""
+    begin(data.draw)
+    shape = (data.draw(dims(1, 2)), data.draw(dims(1, 2)), data.draw(dims(1, side)), data.draw(dims(1, side)))
+    return shape, data.draw(arrays(shape, specials=False))[0]
+
+
 @given(data=st.data())
 @run
 def test_fuzz_pyr_down(data):
-    begin(data.draw)
     cv2 = require("cv2")
-    shape = (data.draw(dims(1, 2)), data.draw(dims(1, 2)), data.draw(dims(1, 11)), data.draw(dims(1, 11)))
-    x, plain = data.draw(arrays(shape, specials=False))
+    _, x = _planes(data, 11)
     y = call("pyr_down", lambda: ops.pyr_down(x), False)
     assert_close(y, _cv2_planes(cv2.pyrDown, x.astype(np.float64)), *tolerance(x.dtype))
     dy = np.random.default_rng(y.size).standard_normal(y.shape).astype(x.dtype)
@@ -648,10 +653,8 @@ def test_fuzz_pyr_down(data):
 @given(data=st.data())
 @run
 def test_fuzz_pyr_up(data):
-    begin(data.draw)
     cv2 = require("cv2")
-    shape = (data.draw(dims(1, 2)), data.draw(dims(1, 2)), data.draw(dims(1, 7)), data.draw(dims(1, 7)))
-    x, plain = data.draw(arrays(shape, specials=False))
+    shape, x = _planes(data, 7)
     H, W = shape[2:]
     size = data.draw(st.one_of(st.none(), st.tuples(st.integers(2 * H - 1, 2 * H + 1),
                                                     st.integers(2 * W - 1, 2 * W + 1)),
@@ -673,9 +676,7 @@ def test_fuzz_pyr_up(data):
 @given(data=st.data())
 @run
 def test_fuzz_warp_affine(data):
-    begin(data.draw)
-    shape = (data.draw(dims(1, 2)), data.draw(dims(1, 2)), data.draw(dims(1, 7)), data.draw(dims(1, 7)))
-    x, plain = data.draw(arrays(shape, specials=False))
+    shape, x = _planes(data, 7)
     theta, _ = data.draw(arrays((shape[0], 2, 3), x.dtype.name if x.dtype.kind == "f" else "float64"))
     size = data.draw(st.one_of(st.none(), st.tuples(geometry(1, 8), geometry(1, 8))))
     mode = data.draw(st.sampled_from(["bilinear", "nearest"]))
