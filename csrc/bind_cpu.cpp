@@ -162,11 +162,11 @@ void conv2d_backward(py::object dx, py::object dw, py::object db, py::array dy, 
 // x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), y (N, Cout, Ho, Wo): the
 // geometry is that of the convolution y -> x. Checks the y (or dy) array
 // against the transposed-convolution output size and returns the geometry.
-Conv2dGeometry conv_transpose_geometry(const char* op, const char* yname, const py::array& y,
-                                       const std::vector<index_t>& xs,
-                                       const std::vector<index_t>& ws, const py::dtype& dt,
-                                       Pair stride, Pair pad, Pair output_padding, Pair dilation,
-                                       index_t groups, bool writable) {
+// The geometry of the convolution y -> x behind a transposed convolution of
+// x (N, Cin, H, W) with w (Cin, Cout/groups, kh, kw); y is (N, Cout, Ho, Wo).
+Conv2dGeometry transposed_geometry(const char* op, const std::vector<index_t>& xs,
+                                   const std::vector<index_t>& ws, Pair stride, Pair pad,
+                                   Pair output_padding, Pair dilation, index_t groups) {
   require(groups >= 1 && xs[1] % groups == 0 && ws[0] == xs[1],
           std::string(op) + ": weight.shape[0] must equal in_channels, divisible by groups");
   require_stride_dilation(op, stride, dilation);
@@ -180,8 +180,53 @@ Conv2dGeometry conv_transpose_geometry(const char* op, const char* yname, const 
                                                                  pad.second, dilation.second,
                                                                  output_padding.second));
   require(Ho >= 1 && Wo >= 1, std::string(op) + ": the output would be empty");
-  check_array(op, yname, y, dt, {xs[0], ws[1] * groups, Ho, Wo}, writable);
-  return conv_geometry(op, shape_of(y), ws, xs[2], xs[3], stride, pad, dilation, groups);
+  return conv_geometry(op, {xs[0], ws[1] * groups, Ho, Wo}, ws, xs[2], xs[3], stride, pad,
+                       dilation, groups);
+}
+
+// transposed_geometry, with the y (or dy) array checked against it.
+Conv2dGeometry conv_transpose_geometry(const char* op, const char* yname, const py::array& y,
+                                       const std::vector<index_t>& xs,
+                                       const std::vector<index_t>& ws, const py::dtype& dt,
+                                       Pair stride, Pair pad, Pair output_padding, Pair dilation,
+                                       index_t groups, bool writable) {
+  const Conv2dGeometry g =
+      transposed_geometry(op, xs, ws, stride, pad, output_padding, dilation, groups);
+  check_array(op, yname, y, dt, {g.N, g.C, g.H, g.W}, writable);
+  return g;
+}
+
+// Bytes of scratch the CPU kernels take for geometry g with elements of elem bytes.
+index_t workspace_bytes(const char* op, const Conv2dGeometry& g, size_t elem) {
+  index_t bytes;
+  const index_t values = conv2d_workspace_values_cpu(g, elem);
+  require(values != kSizeOverflow && checked_mul(values, (index_t)elem, &bytes),
+          std::string(op) + ": the im2col workspace size overflows int64 (arguments too large)");
+  return bytes;
+}
+
+index_t conv2d_workspace_bytes(py::array x, py::array w, Pair stride, Quad pad, Pair dilation,
+                               index_t groups) {
+  const char* op = "conv2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "weight", w, 4);
+  return dispatch_float(op, x, [&](auto t) {
+    const Conv2dGeometry g = checked_conv_geometry(op, x, w, py::dtype::of<decltype(t)>(),
+                                                   stride, pad, dilation, groups);
+    return workspace_bytes(op, g, sizeof(t));
+  });
+}
+
+index_t conv_transpose2d_workspace_bytes(py::array x, py::array w, Pair stride, Pair pad,
+                                         Pair output_padding, Pair dilation, index_t groups) {
+  const char* op = "conv_transpose2d";
+  check_ndim(op, "x", x, 4);
+  check_ndim(op, "weight", w, 4);
+  return dispatch_float(op, x, [&](auto t) {
+    const Conv2dGeometry g = transposed_geometry(op, shape_of(x), shape_of(w), stride, pad,
+                                                 output_padding, dilation, groups);
+    return workspace_bytes(op, g, sizeof(t));
+  });
 }
 
 void conv_transpose2d_forward(py::array y, py::array x, py::array w, py::object b, Pair stride,
@@ -550,6 +595,8 @@ PYBIND11_MODULE(_cpu, m) {
         py::arg("reference") = false);
   m.def("conv2d_backward", &conv2d_backward);
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward);
+  m.def("conv2d_workspace_bytes", &conv2d_workspace_bytes);
+  m.def("conv_transpose2d_workspace_bytes", &conv_transpose2d_workspace_bytes);
   m.def("conv_transpose2d_backward", &conv_transpose2d_backward);
   m.def("matmul", &matmul);
   m.def("max_pool2d_forward", &max_pool2d_forward);

@@ -151,26 +151,29 @@ constexpr size_t kBatchedBytes = size_t(256) << 20;
 // Below this many output positions per image the per-image GEMMs are thin.
 constexpr index_t kBatchedPositions = 64;
 
+// Values the batched buffers hold: (CgKK + Kg) x N*P, or kSizeOverflow.
+index_t batched_values(const Conv2dGeometry& g) {
+  const index_t values[] = {g.C / g.groups * g.kh * g.kw + g.K / g.groups, g.N, g.Ho, g.Wo};
+  return checked_product(values, 4);
+}
+
 bool use_batched(const Conv2dGeometry& g, size_t elem) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (strategy == CONV2D_PER_IMAGE) return false;
-  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
-  const index_t values[] = {Cg * g.kh * g.kw + Kg, g.N, g.Ho, g.Wo, (index_t)elem};
-  const index_t bytes = checked_product(values, 5);
-  if (bytes == kSizeOverflow) return false;
+  const index_t values = batched_values(g);
+  if (values == kSizeOverflow) return false;
   if (strategy == CONV2D_BATCHED) return true;
-  return g.N > 1 && g.Ho * g.Wo < kBatchedPositions && (size_t)bytes <= kBatchedBytes;
+  return g.N > 1 && g.Ho * g.Wo < kBatchedPositions && (size_t)values <= kBatchedBytes / elem;
 }
 
-// out[k][n*P + p] <-> y[n][k0 + k][p] for the Kg channels of one group.
+// out[k][n*P + p] = y[n][k0 + k][p] for the Kg output channels of one group.
 template <typename T>
-void gather_channels(T* out, const T* y, const Conv2dGeometry& g, index_t K, index_t k0,
-                     index_t Kg) {
+void gather_channels(T* out, const T* y, const Conv2dGeometry& g, index_t k0, index_t Kg) {
   const index_t P = g.Ho * g.Wo, NP = g.N * P;
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t n = 0; n < g.N; ++n)
     for (index_t k = 0; k < Kg; ++k)
-      std::memcpy(out + k * NP + n * P, y + (n * K + k0 + k) * P, sizeof(T) * P);
+      std::memcpy(out + k * NP + n * P, y + (n * g.K + k0 + k) * P, sizeof(T) * P);
 }
 
 template <typename T>
@@ -220,7 +223,7 @@ void conv2d_backward_data_batched(T* dx, const T* dy, const T* w, const Conv2dGe
   const index_t Cg = s.Cg, Kg = s.Kg, P = s.P, NP = s.NP, CgKK = s.CgKK;
   T *dcol = s.col, *dyt = s.chan;
   for (index_t gi = 0; gi < g.groups; ++gi) {
-    gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
+    gather_channels(dyt, dy, g, gi * Kg, Kg);
     // A(i, k) = w[g][k][i]: the transposed weight, read in place.
     gemm_parallel_cpu(CgKK, NP, Kg, w + gi * Kg * CgKK, (index_t)1, CgKK, dyt, NP, (index_t)1,
                       dcol, NP, false);
@@ -240,7 +243,7 @@ void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2d
   T *col = s.col, *dyt = s.chan;
   for (index_t gi = 0; gi < g.groups; ++gi) {
     im2col_all(x, gi, g, col);
-    gather_channels(dyt, dy, g, g.K, gi * Kg, Kg);
+    gather_channels(dyt, dy, g, gi * Kg, Kg);
     // dw[g] (Kg x CgKK) = dyt (Kg x NP) * col^T: B(k = j, n = r) = col[r][j].
     gemm_parallel_cpu(Kg, CgKK, NP, dyt, NP, (index_t)1, col, (index_t)1, NP,
                       dw + gi * Kg * CgKK, CgKK, false);
@@ -250,6 +253,19 @@ void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2d
 }  // namespace
 
 void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
+
+index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
+  if (use_batched(g, elem)) return batched_values(g);
+  const int threads = omp_get_max_threads();
+  const index_t users = g.N >= threads && threads > 1 ? threads : 1;  // for_each_image's rule
+  const index_t CgKK = g.C / g.groups * g.kh * g.kw;
+  const index_t col[] = {is_pointwise(g) ? 0 : CgKK, g.Ho, g.Wo, users};
+  const index_t partial[] = {users > 1 ? users : 0, g.K, CgKK};  // backward weight's partial dw
+  const index_t a = checked_product(col, 4), b = checked_product(partial, 3);
+  index_t total;
+  if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
+  return total;
+}
 int get_conv2d_strategy_cpu() { return conv_strategy.load(); }
 
 template <typename T>

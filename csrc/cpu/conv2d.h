@@ -5,6 +5,8 @@
 // -> y (N, K, Ho, Wo); padding may differ per side (top/left given, the
 // bottom/right amount is implied by Ho/Wo).
 #pragma once
+#include <cstddef>
+
 #include "common/macros.h"
 
 namespace striate {
@@ -38,6 +40,13 @@ void conv2d_backward_bias_cpu(T* db, const T* dy, index_t N, index_t K, index_t 
 enum Conv2dStrategy : int { CONV2D_AUTO = 0, CONV2D_PER_IMAGE = 1, CONV2D_BATCHED = 2 };
 void set_conv2d_strategy_cpu(int strategy);
 int get_conv2d_strategy_cpu();
+
+// Scratch values (of elem bytes each) the passes above take for g under the
+// current strategy and thread count: the per-image path's im2col buffer on
+// every thread that runs images plus backward-weight's partial sums, or the
+// batched path's buffers. kSizeOverflow when not countable. striate.ops checks
+// it against the device's memory before calling.
+index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem);
 
 // The plain reference loops the fast paths above are tested against.
 template <typename T>

@@ -24,7 +24,14 @@ import warnings
 import numpy as np
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
+from tests.conftest import require
+
+try:  # require skips inside a test (fails under STRIATE_REQUIRE_REFERENCE=1); here the module goes
+    require("hypothesis")
+    torch = require("torch")
+except pytest.skip.Exception as exc:
+    pytest.skip(str(exc), allow_module_level=True)
+
 from hypothesis import event, given, note  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -32,12 +39,6 @@ import striate.ops as ops  # noqa: E402
 from striate.ops import _check  # noqa: E402
 from tests import reference as ref  # noqa: E402
 from tests.checks import assert_adjoint, assert_close  # noqa: E402
-from tests.conftest import require  # noqa: E402
-
-try:
-    torch = require("torch")
-except pytest.skip.Exception as exc:  # require skips inside a test; here the whole module goes
-    pytest.skip(str(exc), allow_module_level=True)
 F = torch.nn.functional
 
 FUZZ_MEMORY_BYTES = 256 * 2**20

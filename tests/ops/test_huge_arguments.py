@@ -219,3 +219,19 @@ def test_max_pool2d_huge_kernel_matches_a_global_max():
     assert y.shape == (2, 3, 1, 1)
     np.testing.assert_array_equal(y[..., 0, 0], x.max(axis=(2, 3)))
     np.testing.assert_array_equal(idx[..., 0, 0], x.reshape(2, 3, -1).argmax(-1))
+
+
+def test_convolution_workspace_is_checked_against_memory(monkeypatch):
+    # With 1 MiB of "memory" the outputs fit but the im2col scratch (576 x 256 values per
+    # thread) does not; a 1x1 stride-1 convolution needs no scratch and runs.
+    from striate.ops import _check
+
+    monkeypatch.setattr(_check, "_host_memory_bytes", lambda: 2**20)
+    x = np.ones((2, 64, 16, 16))
+    with pytest.raises(ops.ArraySizeError, match="conv2d: the im2col workspace would need"):
+        ops.conv2d(x, np.ones((8, 64, 3, 3)), padding=1)
+    with pytest.raises(ops.ArraySizeError, match="conv2d_backward: the im2col workspace"):
+        ops.conv2d_backward(np.ones((2, 8, 16, 16)), x, np.ones((8, 64, 3, 3)), padding=1)
+    with pytest.raises(ops.ArraySizeError, match="conv_transpose2d: the im2col workspace"):
+        ops.conv_transpose2d(np.ones((2, 8, 16, 16)), np.ones((8, 64, 3, 3)), padding=1)
+    assert ops.conv2d(x, np.ones((8, 64, 1, 1))).shape == (2, 8, 16, 16)

@@ -146,12 +146,17 @@ def _host_memory_bytes() -> int:
         return 2**63 - 1
 
 
-def _device_memory_bytes(like) -> int:
-    if is_cuda_array(like):
-        from .._backend import array_module
+@functools.lru_cache(maxsize=None)
+def _gpu_memory_bytes(device_id: int) -> int:
+    """Total memory of one GPU, asked once (every allocation checks against it)."""
+    import cupy
 
-        return int(array_module(like).cuda.runtime.memGetInfo()[1])
-    return _host_memory_bytes()
+    with cupy.cuda.Device(device_id):
+        return int(cupy.cuda.runtime.memGetInfo()[1])
+
+
+def _device_memory_bytes(like) -> int:
+    return _gpu_memory_bytes(like.device.id) if is_cuda_array(like) else _host_memory_bytes()
 
 
 def _size_text(n: int) -> str:

@@ -74,15 +74,10 @@ class _Conv:
             W, kw, self.stride[1], left + right, self.dilation[1]))
         self.out_shape = (N, K, self.Ho, self.Wo)
 
-    def check_cpu_workspace(self, op, x, xp_shape, w_shape):
-        """The CPU kernels' im2col buffers (one (C/groups*kh*kw) x (Ho*Wo) matrix per thread)
-        must fit in memory; a 1x1 unpadded stride-1 convolution needs none."""
-        _, C, H, W = xp_shape
-        _, _, kh, kw = w_shape
-        if (kh, kw, self.stride, self.pad, self.Ho, self.Wo) == (1, 1, (1, 1), (0, 0, 0, 0), H, W):
-            return
-        values = C // self.groups * kh * kw * self.Ho * self.Wo * _backend.get_num_threads()
-        check.fits_in_memory(op, x, "the im2col workspace", values * x.dtype.itemsize)
+    def check_cpu_workspace(self, op, xp, w):
+        """The CPU kernels' scratch (csrc/cpu/conv2d.cpp counts it) must fit in memory."""
+        check.fits_in_memory(op, xp, "the im2col workspace", _cpu.conv2d_workspace_bytes(
+            xp, w, self.stride, self.pad, self.dilation, self.groups))
 
     def padded_input(self, x):
         return x if self.pre_pad is None else pad2d(x, self.pre_pad, self.pad_mode)
@@ -132,7 +127,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode
                                       *g.cuda_sizes(xp.shape, w.shape),
                                       bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
     else:
-        g.check_cpu_workspace(op, x, xp.shape, w.shape)
+        g.check_cpu_workspace(op, xp, w)
         with check.allocation(op, "the im2col workspace"):
             _cpu.conv2d_forward(y, xp, w, b, g.stride, g.pad, g.dilation, g.groups)
     return y
@@ -171,7 +166,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, padding
                              x.dtype.name, *sizes, _ptr(workspace), count,
                              bool(cuda_settings.allow_tf32), _backend.cuda_stream_ptr())
     else:
-        g.check_cpu_workspace(op, x, xp.shape, w.shape)
+        g.check_cpu_workspace(op, xp, w)
         with check.allocation(op, "the im2col workspace"):
             _cpu.conv2d_backward(dxp, dw, db, dy, xp, w, g.stride, g.pad, g.dilation, g.groups)
     dx = dxp

@@ -41,12 +41,9 @@ class _ConvT:
         self.out_shape = (N, Kg * self.groups, self.Ho, self.Wo)
 
     def check_cpu_workspace(self, op, x, w):
-        """The CPU kernels' im2col buffers: one (Cout/groups*kh*kw) x (H*W) matrix per thread
-        (the transposed convolution runs the convolution y -> x backwards)."""
-        _, _, H, W = x.shape
-        _, Kg, kh, kw = w.shape
-        values = Kg * kh * kw * H * W * _backend.get_num_threads()
-        check.fits_in_memory(op, x, "the im2col workspace", values * x.dtype.itemsize)
+        """The CPU kernels' scratch (csrc/cpu/conv2d.cpp counts it) must fit in memory."""
+        check.fits_in_memory(op, x, "the im2col workspace", _cpu.conv_transpose2d_workspace_bytes(
+            x, w, self.stride, self.padding, self.output_padding, self.dilation, self.groups))
 
     def cuda_sizes(self, x_shape, w_shape):
         """The explicit sizes striate._cuda's conv_transpose2d functions take."""
