@@ -9,6 +9,7 @@
 #include "bind_util.h"
 #include "common/philox.h"
 #include "common/shape.h"
+#include "cpu/batch_norm.h"
 #include "cpu/conv2d.h"
 #include "cpu/conv_transpose2d.h"
 #include "cpu/dropout.h"
@@ -439,6 +440,77 @@ void max_unpool2d_backward(py::array dx, py::array dy, py::array indices) {
   });
 }
 
+// ------------------------------------------------------------ batch_norm
+// x is (N, C, ...): the kernels see (N, C, S) with S the product of the rest.
+struct ChannelView {
+  index_t N, C, S;
+};
+
+ChannelView channel_view(const char* op, const py::array& x) {
+  require(x.ndim() >= 2, std::string(op) + ": x must be (N, C) or (N, C, ...), got " +
+                             std::to_string(x.ndim()) + "-D");
+  const auto s = shape_of(x);
+  ChannelView v{s[0], s[1], 1};
+  for (size_t i = 2; i < s.size(); ++i) v.S *= s[i];  // the array exists: no overflow
+  return v;
+}
+
+void batch_norm_forward(py::array y, py::array mean, py::array var, py::array invstd, py::array x,
+                        py::object w, py::object b, double eps) {
+  const char* op = "batch_norm";
+  const ChannelView v = channel_view(op, x);
+  require(v.N * v.S >= 2, std::string(op) + ": training needs more than 1 value per channel, got " +
+                              std::to_string(v.N * v.S));
+  require(eps >= 0.0, std::string(op) + ": eps must be >= 0, got " + std::to_string(eps));
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), shape_of(x), true);
+    for (auto* a : {&mean, &var, &invstd}) check_array(op, "statistics", *a, py::dtype::of<T>(), {v.C}, true);
+    py::array wh, bh;
+    const T* wp = optional_input<T>(op, "weight", w, wh, {v.C});
+    const T* bp = optional_input<T>(op, "bias", b, bh, {v.C});
+    py::gil_scoped_release release;
+    batch_norm_forward_cpu(mut<T>(y), mut<T>(mean), mut<T>(var), mut<T>(invstd), cptr<T>(x), wp, bp,
+                           v.N, v.C, v.S, eps);
+  });
+}
+
+void batch_norm_backward(py::object dx, py::object dw, py::object db, py::array g, py::array x,
+                         py::object w, py::array mean, py::array invstd) {
+  const char* op = "batch_norm_backward";
+  const ChannelView v = channel_view(op, x);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "dy", g, py::dtype::of<T>(), shape_of(x));
+    check_array(op, "mean", mean, py::dtype::of<T>(), {v.C});
+    check_array(op, "invstd", invstd, py::dtype::of<T>(), {v.C});
+    py::array wh, dxh, dwh, dbh;
+    const T* wp = optional_input<T>(op, "weight", w, wh, {v.C});
+    T* dxp = optional_output<T>(op, "dx", dx, dxh, shape_of(x));
+    T* dwp = optional_output<T>(op, "dweight", dw, dwh, {v.C});
+    T* dbp = optional_output<T>(op, "dbias", db, dbh, {v.C});
+    py::gil_scoped_release release;
+    batch_norm_backward_cpu(dxp, dwp, dbp, cptr<T>(g), cptr<T>(x), wp, cptr<T>(mean),
+                            cptr<T>(invstd), v.N, v.C, v.S);
+  });
+}
+
+void channel_affine(py::array y, py::array x, py::array scale, py::array shift) {
+  const char* op = "channel_affine";
+  const ChannelView v = channel_view(op, x);
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), shape_of(x), true);
+    check_array(op, "scale", scale, py::dtype::of<T>(), {v.C});
+    check_array(op, "shift", shift, py::dtype::of<T>(), {v.C});
+    py::gil_scoped_release release;
+    channel_affine_cpu(mut<T>(y), cptr<T>(x), cptr<T>(scale), cptr<T>(shift), v.N, v.C, v.S);
+  });
+}
+
 // --------------------------------------------------------------- dropout
 void dropout_forward(py::array y, py::array mask, py::array x, uint64_t seed, uint64_t offset,
                      double p, double scale) {
@@ -605,6 +677,9 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("avg_pool2d_backward", &avg_pool2d_backward);
   m.def("max_unpool2d_forward", &max_unpool2d_forward);
   m.def("max_unpool2d_backward", &max_unpool2d_backward);
+  m.def("batch_norm_forward", &batch_norm_forward);
+  m.def("batch_norm_backward", &batch_norm_backward);
+  m.def("channel_affine", &channel_affine);
   m.def("dropout_forward", &dropout_forward);
   m.def("dropout_backward", &dropout_backward);
   m.def("philox4x32_10", &philox);

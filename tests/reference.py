@@ -360,3 +360,44 @@ def warp_affine(x, theta, output_hw=None, mode="bilinear", padding_mode="zeros",
                         if 0 <= cx < W and 0 <= cy < H:
                             y[n, :, i, j] += wy * wx * x[n, :, cy, cx]
     return y
+
+
+# ------------------------------------------------------------------ batch_norm
+
+
+def batch_norm(x, weight=None, bias=None, eps=1e-5):
+    """Training-mode batch norm from the definition, channel by channel (axis 1).
+
+    Returns (y, mean, unbiased variance, invstd) like ``striate.ops.batch_norm``.
+    """
+    x = _f64(x)
+    C = x.shape[1]
+    y = np.empty_like(x)
+    mean, var, invstd = np.empty(C), np.empty(C), np.empty(C)
+    for c in range(C):
+        values = x[:, c].ravel()
+        m = math.fsum(values) / values.size
+        v = math.fsum((values - m) ** 2) / values.size
+        mean[c], var[c], invstd[c] = m, v * values.size / (values.size - 1), 1 / math.sqrt(v + eps)
+        w = 1.0 if weight is None else float(weight[c])
+        b = 0.0 if bias is None else float(bias[c])
+        y[:, c] = (x[:, c] - m) * invstd[c] * w + b
+    return y, mean, var, invstd
+
+
+def batch_norm_backward(dy, x, weight=None, eps=1e-5):
+    """(dx, dweight, dbias) of :func:`batch_norm`, written from the chain rule per channel:
+    dxhat = dy * w, dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))."""
+    dy, x = _f64(dy), _f64(x)
+    C = x.shape[1]
+    dx, dw, db = np.empty_like(x), np.empty(C), np.empty(C)
+    for c in range(C):
+        xc, gc = x[:, c], dy[:, c]
+        m = xc.mean()
+        inv = 1 / math.sqrt(((xc - m) ** 2).mean() + eps)
+        xhat = (xc - m) * inv
+        w = 1.0 if weight is None else float(weight[c])
+        dxhat = gc * w
+        dx[:, c] = inv * (dxhat - dxhat.mean() - xhat * (dxhat * xhat).mean())
+        dw[c], db[c] = (gc * xhat).sum(), gc.sum()
+    return dx, dw, db

@@ -254,7 +254,7 @@ class LogSoftmax(Function):
 
 
 class BatchNorm(Function):
-    """Training-mode batch normalisation over every axis except 1 (channels).
+    """Training-mode batch normalisation over every axis except 1 (channels), on ops.batch_norm.
 
     Inputs (x, weight or None, bias or None). Outputs (y, batch mean, unbiased batch
     variance); the statistics are for the running update and are not differentiable.
@@ -262,33 +262,17 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias, eps):
-        xp = array_module(x)
-        self.axes, self.cshape = (0,) + tuple(range(2, x.ndim)), _channel_shape(x)
-        count = x.size // x.shape[1]
-        mean = x.mean(axis=self.axes)
-        centered = x - mean.reshape(self.cshape)
-        var = (centered * centered).mean(axis=self.axes)
-        self.invstd = (1 / xp.sqrt(var + eps)).reshape(self.cshape)
-        self.xhat, self.weight = centered * self.invstd, weight
-        y = self.xhat if weight is None else self.xhat * weight.reshape(self.cshape)
-        if bias is not None:
-            y = y + bias.reshape(self.cshape)
+        self.x = _c(x)
+        self.weight = None if weight is None else _c(weight, self.x.dtype)
+        bias = None if bias is None else _c(bias, self.x.dtype)
+        y, mean, var, self.invstd = ops.batch_norm(self.x, self.weight, bias, eps)
+        self.mean = mean
         self.mark_non_differentiable(1, 2)
-        return y, mean, var * (count / (count - 1))
+        return y, mean.copy(), var
 
     def backward(self, g, _mean, _var):
-        axes, cshape, xhat = self.axes, self.cshape, self.xhat
-        need_x, need_w, need_b = self.needs_input_grad
-        dx = dw = db = None
-        if need_x:
-            gh = g if self.weight is None else g * self.weight.reshape(cshape)
-            dx = self.invstd * (gh - gh.mean(axis=axes, keepdims=True)
-                                - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
-        if need_w:
-            dw = (g * xhat).sum(axis=axes)
-        if need_b:
-            db = g.sum(axis=axes)
-        return dx, dw, db
+        return ops.batch_norm_backward(_c(g, self.x.dtype), self.x, self.weight, self.mean, self.invstd,
+                                       needs=self.needs_input_grad)
 
 
 # ------------------------------------------------------------------ losses
