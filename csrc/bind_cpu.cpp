@@ -9,6 +9,7 @@
 #include "bind_util.h"
 #include "common/philox.h"
 #include "common/shape.h"
+#include "cpu/activation.h"
 #include "cpu/batch_norm.h"
 #include "cpu/conv2d.h"
 #include "cpu/conv_transpose2d.h"
@@ -440,6 +441,54 @@ void max_unpool2d_backward(py::array dx, py::array dy, py::array indices) {
   });
 }
 
+// ------------------------------------------------------------ activation
+// out = f(a) or out = f(a, saved) element-wise; every array has a's shape and dtype.
+void relu_forward(py::array y, py::array x) {
+  const char* op = "relu";
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), shape_of(x), true);
+    py::gil_scoped_release release;
+    relu_forward_cpu(mut<T>(y), cptr<T>(x), (index_t)x.size());
+  });
+}
+
+void relu_backward(py::array dx, py::array dy, py::array y) {
+  const char* op = "relu_backward";
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), shape_of(dy));
+    check_array(op, "dx", dx, py::dtype::of<T>(), shape_of(dy), true);
+    py::gil_scoped_release release;
+    relu_backward_cpu(mut<T>(dx), cptr<T>(dy), cptr<T>(y), (index_t)dy.size());
+  });
+}
+
+void leaky_relu_forward(py::array y, py::array x, double slope) {
+  const char* op = "leaky_relu";
+  dispatch_float(op, x, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "x", x, py::dtype::of<T>(), {});
+    check_array(op, "y", y, py::dtype::of<T>(), shape_of(x), true);
+    py::gil_scoped_release release;
+    leaky_relu_forward_cpu(mut<T>(y), cptr<T>(x), (T)slope, (index_t)x.size());
+  });
+}
+
+void leaky_relu_backward(py::array dx, py::array dy, py::array x, double slope) {
+  const char* op = "leaky_relu_backward";
+  dispatch_float(op, dy, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "dy", dy, py::dtype::of<T>(), {});
+    check_array(op, "x", x, py::dtype::of<T>(), shape_of(dy));
+    check_array(op, "dx", dx, py::dtype::of<T>(), shape_of(dy), true);
+    py::gil_scoped_release release;
+    leaky_relu_backward_cpu(mut<T>(dx), cptr<T>(dy), cptr<T>(x), (T)slope, (index_t)dy.size());
+  });
+}
+
 // ------------------------------------------------------------ batch_norm
 // x is (N, C, ...): the kernels see (N, C, S) with S the product of the rest.
 struct ChannelView {
@@ -677,6 +726,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("avg_pool2d_backward", &avg_pool2d_backward);
   m.def("max_unpool2d_forward", &max_unpool2d_forward);
   m.def("max_unpool2d_backward", &max_unpool2d_backward);
+  m.def("relu_forward", &relu_forward);
+  m.def("relu_backward", &relu_backward);
+  m.def("leaky_relu_forward", &leaky_relu_forward);
+  m.def("leaky_relu_backward", &leaky_relu_backward);
   m.def("batch_norm_forward", &batch_norm_forward);
   m.def("batch_norm_backward", &batch_norm_backward);
   m.def("channel_affine", &channel_affine);

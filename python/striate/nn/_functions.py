@@ -27,6 +27,16 @@ def _c(a, dtype=None):
     return array_module(a).ascontiguousarray(a)
 
 
+def _kernel_input(x):
+    """x for an ops kernel (float32/float64): float16 is computed in float32, as torch does on the CPU."""
+    return _c(x, np.float32 if x.dtype == np.float16 else None)
+
+
+def _like(y, x):
+    """y cast back to x's dtype (float16 results of a float32 kernel)."""
+    return y if y.dtype == x.dtype else y.astype(x.dtype)
+
+
 def _channel_shape(x):
     """Shape (1, C, 1, ...) that broadcasts a per-channel vector against x (channels on axis 1)."""
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
@@ -169,32 +179,26 @@ def _sigmoid(xp, x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-# The activations mask by multiplying (g * [x > 0]) rather than with where(): numpy's where
-# is an order of magnitude slower. The one difference: an infinite or NaN upstream gradient
-# at a cell with x <= 0 gives NaN there, where torch gives 0.
-
-
 class ReLU(Function):
-    """max(x, 0), NaN propagating as in torch; the gradient at 0 is 0."""
+    """max(x, 0), NaN propagating as in torch; the gradient at 0 is 0 (ops.relu)."""
 
     def forward(self, x):
-        self.positive = x > 0
-        return array_module(x).maximum(x, 0)
+        self.y = ops.relu(_kernel_input(x))
+        return _like(self.y, x)
 
     def backward(self, g):
-        return g * self.positive
+        return _like(ops.relu_backward(_c(g, self.y.dtype), self.y), g)
 
 
 class LeakyReLU(Function):
     """x * slope(x): 1 for x > 0, else negative_slope (also the gradient at 0, as in torch)."""
 
     def forward(self, x, negative_slope):
-        positive = x > 0  # the factor is exactly 1 or negative_slope (products with 0/1 are exact)
-        self.factor = positive.astype(x.dtype) + (~positive).astype(x.dtype) * negative_slope
-        return x * self.factor
+        self.x, self.slope = _kernel_input(x), negative_slope
+        return _like(ops.leaky_relu(self.x, negative_slope), x)
 
     def backward(self, g):
-        return g * self.factor
+        return _like(ops.leaky_relu_backward(_c(g, self.x.dtype), self.x, self.slope), g)
 
 
 class Sigmoid(Function):
@@ -262,17 +266,18 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias, eps):
-        self.x = _c(x)
+        self.x, self.dtype = _kernel_input(x), x.dtype
         self.weight = None if weight is None else _c(weight, self.x.dtype)
         bias = None if bias is None else _c(bias, self.x.dtype)
         y, mean, var, self.invstd = ops.batch_norm(self.x, self.weight, bias, eps)
         self.mean = mean
         self.mark_non_differentiable(1, 2)
-        return y, mean.copy(), var
+        return _like(y, x), _like(mean.copy(), x), _like(var, x)
 
     def backward(self, g, _mean, _var):
-        return ops.batch_norm_backward(_c(g, self.x.dtype), self.x, self.weight, self.mean, self.invstd,
-                                       needs=self.needs_input_grad)
+        grads = ops.batch_norm_backward(_c(g, self.x.dtype), self.x, self.weight, self.mean, self.invstd,
+                                        needs=self.needs_input_grad)
+        return tuple(None if d is None else d.astype(self.dtype, copy=False) for d in grads)
 
 
 # ------------------------------------------------------------------ losses

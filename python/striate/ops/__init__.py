@@ -8,6 +8,7 @@ device's memory raises ``ArraySizeError`` (a ``ValueError`` and a
 ``MemoryError``) naming the op, before anything is allocated.
 """
 from ._check import ArraySizeError
+from .activation import leaky_relu, leaky_relu_backward, relu, relu_backward
 from .batch_norm import batch_norm, batch_norm_backward, channel_affine
 from .conv2d import conv2d, conv2d_backward, conv2d_reference
 from .conv_transpose2d import conv_transpose2d, conv_transpose2d_backward
@@ -23,6 +24,7 @@ from .warp import warp_affine
 __all__ = [
     "ArraySizeError",
     "pad2d", "pad2d_backward",
+    "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
     "batch_norm", "batch_norm_backward", "channel_affine",
     "conv2d", "conv2d_backward", "conv2d_reference",
     "conv_transpose2d", "conv_transpose2d_backward",
