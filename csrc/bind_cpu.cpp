@@ -5,11 +5,17 @@
 #include <omp.h>
 
 #include <pybind11/stl.h>
+// numpy's C API, for the data-allocator hook only (after Python.h, which pybind11 includes).
+#include <numpy/arrayobject.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "bind_util.h"
 #include "common/philox.h"
 #include "common/shape.h"
 #include "cpu/activation.h"
+#include "cpu/allocator.h"
 #include "cpu/batch_norm.h"
 #include "cpu/conv2d.h"
 #include "cpu/conv_transpose2d.h"
@@ -441,6 +447,57 @@ void max_unpool2d_backward(py::array dx, py::array dy, py::array indices) {
   });
 }
 
+// ------------------------------------------------------- buffer cache
+// numpy's data-allocator hook (NEP 49) routed to cpu/allocator.cpp.
+void* numpy_malloc(void*, size_t size) { return cache_alloc(size); }
+
+void* numpy_calloc(void*, size_t count, size_t elsize) {
+  if (elsize != 0 && count > SIZE_MAX / elsize) return nullptr;
+  void* p = cache_alloc(count * elsize);
+  if (p) std::memset(p, 0, count * elsize);
+  return p;
+}
+
+void* numpy_realloc(void*, void* p, size_t size) {
+  if (!p) return cache_alloc(size);
+  const size_t old = cache_block_size(p);
+  if (size <= old && size >= old / 2) return p;  // still fits without wasting half the block
+  void* q = cache_alloc(size);
+  if (!q) return nullptr;  // p stays valid, as with realloc
+  std::memcpy(q, p, std::min(old, size));
+  cache_free(p);
+  return q;
+}
+
+void numpy_free(void*, void* p, size_t) { cache_free(p); }
+
+PyDataMem_Handler numpy_handler = {
+    "striate_buffer_cache", 1, {nullptr, numpy_malloc, numpy_calloc, numpy_realloc, numpy_free}};
+
+// Makes the cache numpy's allocator for the calling thread's context (striate does this at
+// import, in the importing thread). Arrays keep the handler that allocated them.
+void install_buffer_cache() {
+  if (_import_array() < 0) throw py::error_already_set();
+  PyObject* capsule = PyCapsule_New(&numpy_handler, "mem_handler", nullptr);
+  if (!capsule) throw py::error_already_set();
+  PyObject* old = PyDataMem_SetHandler(capsule);
+  Py_DECREF(capsule);
+  if (!old) throw py::error_already_set();
+  Py_DECREF(old);
+}
+
+py::dict buffer_cache_stats() {
+  const CacheStats s = cache_stats();
+  py::dict d;
+  d["cached_bytes"] = s.cached_bytes;
+  d["cached_blocks"] = s.cached_blocks;
+  d["limit_bytes"] = s.limit_bytes;
+  d["hits"] = s.hits;
+  d["misses"] = s.misses;
+  d["allocated_bytes"] = s.allocated_bytes;
+  return d;
+}
+
 // ------------------------------------------------------------ activation
 // out = f(a) or out = f(a, saved) element-wise; every array has a's shape and dtype.
 void relu_forward(py::array y, py::array x) {
@@ -726,6 +783,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("avg_pool2d_backward", &avg_pool2d_backward);
   m.def("max_unpool2d_forward", &max_unpool2d_forward);
   m.def("max_unpool2d_backward", &max_unpool2d_backward);
+  m.def("install_buffer_cache", &install_buffer_cache);
+  m.def("buffer_cache_stats", &buffer_cache_stats);
+  m.def("empty_buffer_cache", &cache_empty);
+  m.def("set_buffer_cache_limit", &cache_set_limit);
   m.def("relu_forward", &relu_forward);
   m.def("relu_backward", &relu_backward);
   m.def("leaky_relu_forward", &leaky_relu_forward);
