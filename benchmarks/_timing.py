@@ -39,6 +39,11 @@ def optional_import(name):
         return None
 
 
+# striate first: when it loads OpenMP it gives libgomp its shorter spin before idle threads sleep
+# (striate/_backend.py). PyTorch then shares that libgomp (same soname), so both libraries run
+# on the same OpenMP runtime and settings whichever order a user imports them in.
+import striate  # noqa: E402,F401
+
 torch = optional_import("torch")
 cv2 = optional_import("cv2")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-from . import _cpu
+from ._backend import _cpu  # _backend loads it (and sets up OpenMP) first
 
 DEFAULT_LIMIT_CAP = 4 << 30
 _installed = False
