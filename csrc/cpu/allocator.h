@@ -5,6 +5,7 @@
 // every step touches no fresh pages after its first step.
 #pragma once
 #include <cstddef>
+#include <new>
 
 namespace striate {
 
@@ -27,5 +28,22 @@ size_t cache_block_size(const void* p);
 void cache_empty();
 void cache_set_limit(size_t bytes);
 CacheStats cache_stats();
+
+// A buffer of n values from the cache, returned to it when it goes out of scope
+// (kernels' temporaries: packed weights). Throws std::bad_alloc when refused.
+template <typename T>
+class CachedBuffer {
+ public:
+  explicit CachedBuffer(size_t n) : p_(static_cast<T*>(cache_alloc(n * sizeof(T)))) {
+    if (!p_ && n) throw std::bad_alloc();
+  }
+  ~CachedBuffer() { cache_free(p_); }
+  CachedBuffer(const CachedBuffer&) = delete;
+  CachedBuffer& operator=(const CachedBuffer&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_;
+};
 
 }  // namespace striate

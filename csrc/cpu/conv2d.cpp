@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/shape.h"
+#include "allocator.h"
 #include "gemm.h"
 
 namespace striate {
@@ -89,6 +90,200 @@ void col2im(const T* col, index_t Cg, const Conv2dGeometry& g, T* x, index_t ld)
           }
         }
       }
+}
+
+// The im2col matrix of Cg channels of several images as an implicit GEMM B (gemm.h's BPacker):
+//   B(k, j) = x[n][c][oh*sh - pt + a*dh][ow*sw - pl + b*dw] (0 outside),
+//   k = (c*kh + a)*kw + b, j = n*Ho*Wo + oh*Wo + ow,
+// with x pointing at channel 0 of image 0 and images image_stride apart. Each
+// row k of the block is built as im2col builds it (runs of one output row, a
+// memcpy when sw == 1) in a small buffer that stays in L1, then dealt into
+// the panels: no column matrix is written to memory and read back.
+template <typename T>
+struct ColumnSource {
+  const T* x;
+  index_t image_stride;
+  const Conv2dGeometry* g;
+};
+
+template <typename T>
+void pack_columns(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
+  const ColumnSource<T>& s = *static_cast<const ColumnSource<T>*>(ctx);
+  const Conv2dGeometry& g = *s.g;
+  constexpr index_t nr = gemm_panel_width<T>();
+  const index_t P = g.Ho * g.Wo, taps = g.kh * g.kw;
+  const index_t full = nc / nr, rest = nc - full * nr;
+  T* row = static_cast<T*>(thread_scratch(4, sizeof(T) * nc));
+  const index_t n0 = j0 / P, oh0 = (j0 % P) / g.Wo, ow0 = (j0 % P) % g.Wo;
+  for (index_t kk = 0; kk < kc; ++kk) {
+    const index_t k = k0 + kk, c = k / taps, a = (k % taps) / g.kw, b = k % g.kw;
+    const index_t w0 = b * g.dw - g.pl;
+    index_t lo, hi;
+    valid_columns(g, w0, &lo, &hi);
+    index_t n = n0, oh = oh0, ow = ow0;
+    for (index_t idx = 0; idx < nc;) {
+      const index_t len = std::min(nc - idx, g.Wo - ow);
+      const index_t h = oh * g.sh - g.pt + a * g.dh;
+      T* d = row + idx - ow;  // d[t]: output column t of this run
+      if (h < 0 || h >= g.H) {
+        std::fill(d + ow, d + ow + len, T(0));
+      } else {
+        const T* src = s.x + n * s.image_stride + (c * g.H + h) * g.W + w0;
+        const index_t first = std::min(std::max(lo, ow), ow + len);
+        const index_t last = std::min(std::max(hi, first), ow + len);
+        std::fill(d + ow, d + first, T(0));
+        if (g.sw == 1) {
+          std::memcpy(d + first, src + first, sizeof(T) * (last - first));
+        } else {
+          for (index_t t = first; t < last; ++t) d[t] = src[t * g.sw];
+        }
+        std::fill(d + last, d + ow + len, T(0));
+      }
+      idx += len;
+      ow += len;
+      if (ow == g.Wo) {
+        ow = 0;
+        if (++oh == g.Ho) {
+          oh = 0;
+          ++n;
+        }
+      }
+    }
+    T* dst = Bp + kk * nr;
+    for (index_t p = 0; p < full; ++p, dst += kc * nr) std::memcpy(dst, row + p * nr, sizeof(T) * nr);
+    if (rest) {
+      std::memcpy(dst, row + full * nr, sizeof(T) * rest);
+      std::fill(dst + rest, dst + nr, T(0));
+    }
+  }
+}
+
+// Every group's weights packed once as the GEMM's A, shared by all images:
+// forward A = w[g] (Kg x CgKK); transposed (backward data) A = w[g]^T (CgKK x Kg).
+template <typename T>
+struct PackedWeights {
+  index_t rows, depth, per_group;
+  CachedBuffer<T> buffer;
+  PackedWeights(const T* w, const Conv2dGeometry& g, bool transposed)
+      : rows(transposed ? g.C / g.groups * g.kh * g.kw : g.K / g.groups),
+        depth(transposed ? g.K / g.groups : g.C / g.groups * g.kh * g.kw),
+        per_group(gemm_packed_a_rows(rows) * depth),
+        buffer((size_t)(g.groups * per_group)) {
+    const index_t stride = rows * depth;  // one group's weights, (Kg x CgKK) row-major
+    for (index_t gi = 0; gi < g.groups; ++gi) {
+      if (transposed)  // A(i, k) = w[g][k][i]
+        gemm_pack_a_cpu(rows, depth, w + gi * stride, (index_t)1, rows, group(gi));
+      else
+        gemm_pack_a_cpu(rows, depth, w + gi * stride, depth, (index_t)1, group(gi));
+    }
+  }
+  // Weights already in forward layout (groups of rows x depth, row-major).
+  PackedWeights(const T* w, index_t groups, index_t rows_, index_t depth_)
+      : rows(rows_), depth(depth_), per_group(gemm_packed_a_rows(rows) * depth),
+        buffer((size_t)(groups * per_group)) {
+    for (index_t gi = 0; gi < groups; ++gi)
+      gemm_pack_a_cpu(rows, depth, w + gi * rows * depth, depth, (index_t)1, group(gi));
+  }
+  T* group(index_t gi) const { return buffer.get() + gi * per_group; }
+};
+
+template <typename T>
+void gemm_prepacked_dispatch(bool parallel, index_t M, index_t N, index_t K, const T* Ap,
+                             const BPacker<T>& B, T* C, index_t ldc) {
+  if (parallel)
+    gemm_prepacked_parallel_cpu(M, N, K, Ap, B, C, ldc, false);
+  else
+    gemm_prepacked_cpu(M, N, K, Ap, B, C, ldc, false);
+}
+
+// ------------------------------------------------------------------------
+// Stride-1 convolutions on a padded copy ("wide" output rows). With the input
+// of one image and group copied into xp (Cg x Hp x Wp, the padding made of
+// zeros: Hp = Ho + dh*(kh-1), Wp = Wo + dw*(kw-1)), tap (c, a, b) of output
+// position q = oh*Wp + ow reads xp[off(c, a, b) + q], off = (c*Hp + a*dh)*Wp
+// + b*dw. Every row of the GEMM's B is then one contiguous run of xp, packed
+// with plain copies instead of im2col's one run per output row; the GEMM
+// writes Ho rows of Wp outputs (the last Wp - Wo of each are discarded), so it
+// is used where Wp / Wo <= 3 / 2.
+
+inline bool use_wide(const Conv2dGeometry& g) {
+  return g.sh == 1 && g.sw == 1 && !is_pointwise(g) && 2 * (g.Wo + g.dw * (g.kw - 1)) <= 3 * g.Wo;
+}
+
+// The geometry of backward data as a convolution: for stride 1, dx is dy correlated with the
+// weights flipped in both axes and with in/out channels swapped, padded by d*(k-1) - p.
+Conv2dGeometry flipped_geometry(const Conv2dGeometry& g) {
+  return Conv2dGeometry{g.N, g.K, g.Ho, g.Wo, g.C, g.H, g.W, g.kh, g.kw, 1, 1,
+                        g.dh * (g.kh - 1) - g.pt, g.dw * (g.kw - 1) - g.pl, g.dh, g.dw, g.groups};
+}
+
+struct WideShape {
+  index_t Hp, Wp, Nw;  // padded rows and columns; wide outputs (Ho - 1) * Wp + Wo
+  explicit WideShape(const Conv2dGeometry& g)
+      : Hp(g.Ho + g.dh * (g.kh - 1)), Wp(g.Wo + g.dw * (g.kw - 1)), Nw((g.Ho - 1) * Wp + g.Wo) {}
+};
+
+// xp[c][r][t] = x[c][r - pt][t - pl], 0 outside x; Cg channels of one image.
+template <typename T>
+void pad_planes(T* xp, const T* x, index_t Cg, const Conv2dGeometry& g, const WideShape& s) {
+  const index_t lo = std::min(std::max<index_t>(g.pl, 0), s.Wp);           // first copied column
+  const index_t hi = std::max(lo, std::min(s.Wp, g.W + g.pl));             // end of copied columns
+  for (index_t c = 0; c < Cg; ++c)
+    for (index_t r = 0; r < s.Hp; ++r) {
+      T* dst = xp + (c * s.Hp + r) * s.Wp;
+      const index_t h = r - g.pt;
+      if (h < 0 || h >= g.H) {
+        std::fill(dst, dst + s.Wp, T(0));
+        continue;
+      }
+      std::fill(dst, dst + lo, T(0));
+      std::memcpy(dst + lo, x + (c * g.H + h) * g.W + (lo - g.pl), sizeof(T) * (hi - lo));
+      std::fill(dst + hi, dst + s.Wp, T(0));
+    }
+}
+
+template <typename T>
+struct WideSource {
+  const T* xp;
+  const index_t* offsets;  // off(k) for every row k of B
+};
+
+template <typename T>
+void pack_wide(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
+  const WideSource<T>& s = *static_cast<const WideSource<T>*>(ctx);
+  constexpr index_t nr = gemm_panel_width<T>();
+  for (index_t p0 = 0; p0 < nc; p0 += nr, Bp += nr * kc) {
+    const index_t cols = std::min(nr, nc - p0);
+    const T* src = s.xp + j0 + p0;
+    if (cols == nr) {
+      for (index_t kk = 0; kk < kc; ++kk) std::memcpy(Bp + kk * nr, src + s.offsets[k0 + kk], sizeof(T) * nr);
+    } else {
+      for (index_t kk = 0; kk < kc; ++kk) {
+        std::memcpy(Bp + kk * nr, src + s.offsets[k0 + kk], sizeof(T) * cols);
+        std::fill(Bp + kk * nr + cols, Bp + (kk + 1) * nr, T(0));
+      }
+    }
+  }
+}
+
+// off(k) for the CgKK rows of B.
+inline std::vector<index_t> wide_offsets(const Conv2dGeometry& g, const WideShape& s) {
+  std::vector<index_t> off((size_t)(g.C / g.groups * g.kh * g.kw));
+  size_t k = 0;
+  for (index_t c = 0; c < g.C / g.groups; ++c)
+    for (index_t a = 0; a < g.kh; ++a)
+      for (index_t b = 0; b < g.kw; ++b) off[k++] = (c * s.Hp + a * g.dh) * s.Wp + b * g.dw;
+  return off;
+}
+
+// Scratch values one image's wide pass takes: its padded planes and its wide output.
+index_t wide_values(const Conv2dGeometry& g) {
+  const WideShape s(g);
+  const index_t planes[] = {g.C / g.groups, s.Hp, s.Wp}, out[] = {g.K / g.groups, s.Nw};
+  const index_t a = checked_product(planes, 3), b = checked_product(out, 2);
+  index_t total;
+  if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
+  return total;
 }
 
 // The first exception thrown by any iteration of an OpenMP loop (an
@@ -188,24 +383,25 @@ void im2col_all(const T* x, index_t gi, const Conv2dGeometry& g, T* col) {
 template <typename T>
 struct Batched {
   index_t Cg, Kg, P, NP, CgKK;
-  T* col;   // CgKK x NP: the columns of every image, or their gradient
+  T* col;   // CgKK x NP: the columns of every image, or their gradient (null: not needed)
   T* chan;  // Kg x NP: one group's output channels, or their gradient
-  explicit Batched(const Conv2dGeometry& g)
+  explicit Batched(const Conv2dGeometry& g, bool with_columns = true)
       : Cg(g.C / g.groups), Kg(g.K / g.groups), P(g.Ho * g.Wo), NP(g.N * P),
         CgKK(Cg * g.kh * g.kw),
-        col(static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP))),
+        col(with_columns ? static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * NP)) : nullptr),
         chan(static_cast<T*>(thread_scratch(3, sizeof(T) * Kg * NP))) {}
 };
 
 template <typename T>
 void conv2d_forward_batched(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
-  const Batched<T> s(g);
+  const Batched<T> s(g, false);
   const index_t Kg = s.Kg, P = s.P, NP = s.NP, CgKK = s.CgKK;
-  T *col = s.col, *out = s.chan;
+  T* out = s.chan;
+  const PackedWeights<T> packed(w, g, false);
   for (index_t gi = 0; gi < g.groups; ++gi) {
-    im2col_all(x, gi, g, col);
-    gemm_parallel_cpu(Kg, NP, CgKK, w + gi * Kg * CgKK, CgKK, (index_t)1, col, NP, (index_t)1,
-                      out, NP, false);
+    const ColumnSource<T> source{x + gi * s.Cg * g.H * g.W, g.C * g.H * g.W, &g};
+    gemm_prepacked_parallel_cpu(Kg, NP, CgKK, packed.group(gi), BPacker<T>{pack_columns<T>, &source},
+                                out, NP, false);
 #pragma omp parallel for collapse(2) schedule(static)
     for (index_t n = 0; n < g.N; ++n)
       for (index_t k = 0; k < Kg; ++k) {
@@ -222,11 +418,12 @@ void conv2d_backward_data_batched(T* dx, const T* dy, const T* w, const Conv2dGe
   const Batched<T> s(g);
   const index_t Cg = s.Cg, Kg = s.Kg, P = s.P, NP = s.NP, CgKK = s.CgKK;
   T *dcol = s.col, *dyt = s.chan;
+  const PackedWeights<T> packed(w, g, true);  // A = w[g]^T
   for (index_t gi = 0; gi < g.groups; ++gi) {
     gather_channels(dyt, dy, g, gi * Kg, Kg);
-    // A(i, k) = w[g][k][i]: the transposed weight, read in place.
-    gemm_parallel_cpu(CgKK, NP, Kg, w + gi * Kg * CgKK, (index_t)1, CgKK, dyt, NP, (index_t)1,
-                      dcol, NP, false);
+    const StridedB<T> source{dyt, NP, (index_t)1};
+    gemm_prepacked_parallel_cpu(CgKK, NP, Kg, packed.group(gi), BPacker<T>{pack_strided_b<T>, &source},
+                                dcol, NP, false);
 #pragma omp parallel for schedule(static)
     for (index_t n = 0; n < g.N; ++n) {
       T* dxg = dx + (n * g.C + gi * Cg) * g.H * g.W;
@@ -259,7 +456,17 @@ index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
   const int threads = omp_get_max_threads();
   const index_t users = g.N >= threads && threads > 1 ? threads : 1;  // for_each_image's rule
   const index_t CgKK = g.C / g.groups * g.kh * g.kw;
-  const index_t col[] = {is_pointwise(g) ? 0 : CgKK, g.Ho, g.Wo, users};
+  // the largest of im2col's columns and the wide path's buffers (forward, or backward data's
+  // flipped convolution), per thread that runs images
+  const index_t col_sizes[] = {is_pointwise(g) ? 0 : CgKK, g.Ho, g.Wo};
+  index_t col_values = checked_product(col_sizes, 3);
+  const Conv2dGeometry f = flipped_geometry(g);
+  for (index_t wide : {use_wide(g) ? wide_values(g) : 0,
+                       g.sh == 1 && g.sw == 1 && use_wide(f) ? wide_values(f) : 0}) {
+    if (wide == kSizeOverflow || col_values == kSizeOverflow) return kSizeOverflow;
+    col_values = std::max(col_values, wide);
+  }
+  const index_t col[] = {col_values, users, 1, 1};
   const index_t partial[] = {users > 1 ? users : 0, g.K, CgKK};  // backward weight's partial dw
   const index_t a = checked_product(col, 4), b = checked_product(partial, 3);
   index_t total;
@@ -268,24 +475,40 @@ index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
 }
 int get_conv2d_strategy_cpu() { return conv_strategy.load(); }
 
+namespace {
+
+// y = conv(x, packed weights) + b, one image at a time (images over threads, or threaded GEMMs).
 template <typename T>
-void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
-  if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
+void forward_images(T* y, const T* x, const PackedWeights<T>& packed, const T* b,
+                    const Conv2dGeometry& g) {
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
-  const bool pointwise = is_pointwise(g);
+  const bool pointwise = is_pointwise(g), wide = use_wide(g);
+  const WideShape ws(g);
+  const std::vector<index_t> offsets = wide ? wide_offsets(g, ws) : std::vector<index_t>();
   for_each_image(g.N, [&](index_t n, bool parallel) {
-    T* col = pointwise ? nullptr : static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
     for (index_t gi = 0; gi < g.groups; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
       T* yg = y + (n * g.K + gi * Kg) * P;
-      const T* B = xg;
-      if (!pointwise) {
-        im2col(xg, Cg, g, col, P);
-        B = col;
+      if (pointwise) {
+        const StridedB<T> source{xg, P, (index_t)1};
+        gemm_prepacked_dispatch(parallel, Kg, P, CgKK, packed.group(gi),
+                                BPacker<T>{pack_strided_b<T>, &source}, yg, P);
+      } else if (wide) {
+        T* xp = static_cast<T*>(thread_scratch(5, sizeof(T) * Cg * ws.Hp * ws.Wp));
+        T* out = static_cast<T*>(thread_scratch(6, sizeof(T) * Kg * ws.Nw));
+        pad_planes(xp, xg, Cg, g, ws);
+        const WideSource<T> source{xp, offsets.data()};
+        gemm_prepacked_dispatch(parallel, Kg, ws.Nw, CgKK, packed.group(gi),
+                                BPacker<T>{pack_wide<T>, &source}, out, ws.Nw);
+        for (index_t k = 0; k < Kg; ++k)
+          for (index_t oh = 0; oh < g.Ho; ++oh)
+            std::memcpy(yg + (k * g.Ho + oh) * g.Wo, out + k * ws.Nw + oh * ws.Wp, sizeof(T) * g.Wo);
+      } else {
+        const ColumnSource<T> source{xg, g.C * g.H * g.W, &g};
+        gemm_prepacked_dispatch(parallel, Kg, P, CgKK, packed.group(gi),
+                                BPacker<T>{pack_columns<T>, &source}, yg, P);
       }
-      gemm_dispatch(parallel, Kg, P, CgKK, w + gi * Kg * CgKK, CgKK, (index_t)1, B, P,
-                    (index_t)1, yg, P, false);
       if (b)
         for (index_t k = 0; k < Kg; ++k) {
           const T bias = b[gi * Kg + k];
@@ -296,12 +519,42 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
   });
 }
 
+// wf[g][c][k][a][b] = w[g][k][c][kh-1-a][kw-1-b]: the flipped geometry's weights.
+template <typename T>
+void flip_weights(T* wf, const T* w, const Conv2dGeometry& g) {
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw;
+  for (index_t gi = 0; gi < g.groups; ++gi)
+    for (index_t k = 0; k < Kg; ++k)
+      for (index_t c = 0; c < Cg; ++c) {
+        const T* src = w + ((gi * Kg + k) * Cg + c) * taps;
+        T* dst = wf + ((gi * Cg + c) * Kg + k) * taps;
+        for (index_t t = 0; t < taps; ++t) dst[t] = src[taps - 1 - t];
+      }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
+  forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
+}
+
 template <typename T>
 void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeometry& g) {
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
+  if (g.sh == 1 && g.sw == 1 && !is_pointwise(g) && use_wide(flipped_geometry(g))) {
+    const Conv2dGeometry f = flipped_geometry(g);
+    const index_t Cg = g.C / g.groups, depth = g.K / g.groups * g.kh * g.kw;
+    CachedBuffer<T> flipped((size_t)(g.C * depth));
+    flip_weights(flipped.get(), w, g);
+    return forward_images(dx, dy, PackedWeights<T>(flipped.get(), g.groups, Cg, depth),
+                          static_cast<const T*>(nullptr), f);
+  }
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const bool pointwise = is_pointwise(g);
+  const PackedWeights<T> packed(w, g, true);  // A = w[g]^T
   for_each_image(g.N, [&](index_t n, bool parallel) {
     T* dxn = dx + n * g.C * g.H * g.W;
     if (!pointwise) std::fill(dxn, dxn + g.C * g.H * g.W, T(0));
@@ -309,9 +562,9 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
     for (index_t gi = 0; gi < g.groups; ++gi) {
       const T* dyg = dy + (n * g.K + gi * Kg) * P;
       T* dxg = dxn + gi * Cg * g.H * g.W;
-      // A(i, k) = w[g][k][i]: the transposed weight, read in place.
-      gemm_dispatch(parallel, CgKK, P, Kg, w + gi * Kg * CgKK, (index_t)1, CgKK, dyg, P,
-                    (index_t)1, pointwise ? dxg : dcol, P, false);
+      const StridedB<T> source{dyg, P, (index_t)1};
+      gemm_prepacked_dispatch(parallel, CgKK, P, Kg, packed.group(gi),
+                              BPacker<T>{pack_strided_b<T>, &source}, pointwise ? dxg : dcol, P);
       if (!pointwise) col2im(dcol, Cg, g, dxg, P);
     }
   });

@@ -21,13 +21,7 @@ namespace striate {
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kVectorBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVectorBytes = 32;
-#else
-constexpr int kVectorBytes = 16;
-#endif
+constexpr int kVectorBytes = kSimdBytes;
 
 template <typename T>
 struct Vec;
@@ -44,7 +38,7 @@ constexpr int MR = 6;
 template <typename T>
 constexpr int lanes() { return kVectorBytes / (int)sizeof(T); }
 template <typename T>
-constexpr int NR() { return 2 * lanes<T>(); }
+constexpr int NR() { return gemm_panel_width<T>(); }
 constexpr index_t KC = 256;
 constexpr index_t MC = 72;     // MR * 12: the packed A block stays in L1/L2
 constexpr index_t NC = 1536;   // packed B panel (KC x NC) stays in L2
@@ -58,7 +52,8 @@ struct Scratch {
 }  // namespace
 
 void* thread_scratch(int slot, size_t bytes) {
-  static thread_local Scratch buffers[4];
+  static thread_local Scratch buffers[kScratchSlots];
+  if (slot < 0 || slot >= kScratchSlots) std::abort();  // a programming error, not bad input
   Scratch& s = buffers[slot];
   if (bytes > s.bytes) {
     std::free(s.ptr);
@@ -164,9 +159,15 @@ void micro_kernel(index_t kc, const T* __restrict Ap, const T* __restrict Bp, T*
 
 }  // namespace
 
-template <typename T>
-void gemm_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, const T* B,
-              index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate) {
+namespace {
+
+// The blocked loop nest. get_a(pc, kc, ic, mc) gives A's rows [ic, ic + mc) x depth
+// [pc, pc + kc) packed (packing them into scratch, or pointing into an A packed
+// beforehand); pack_b(pc, kc, jc, nc, Bp) packs B's rows [pc, pc + kc) x columns
+// [jc, jc + nc).
+template <typename T, typename GetA, typename PackB>
+void gemm_blocked(index_t M, index_t N, index_t K, GetA get_a, PackB pack_b_block, T* C,
+                  index_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     if (!accumulate)
@@ -177,16 +178,15 @@ void gemm_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t
   index_t nc_max = std::min<index_t>(NC, ((N + nr - 1) / nr) * nr);
   index_t kc_max = std::min<index_t>(KC, K);
   T* Bp = static_cast<T*>(thread_scratch(0, sizeof(T) * kc_max * nc_max));
-  T* Ap = static_cast<T*>(thread_scratch(1, sizeof(T) * kc_max * (MC + MR)));
   for (index_t jc = 0; jc < N; jc += NC) {
     index_t nc = std::min<index_t>(NC, N - jc);
     for (index_t pc = 0; pc < K; pc += KC) {
       index_t kc = std::min<index_t>(KC, K - pc);
       bool acc = accumulate || pc > 0;
-      pack_b(kc, nc, B + pc * rs_b + jc * cs_b, rs_b, cs_b, Bp);
+      pack_b_block(pc, kc, jc, nc, Bp);
       for (index_t ic = 0; ic < M; ic += MC) {
         index_t mc = std::min<index_t>(MC, M - ic);
-        pack_a(mc, kc, A + ic * rs_a + pc * cs_a, rs_a, cs_a, Ap);
+        const T* Ap = get_a(pc, kc, ic, mc);
         for (index_t jr = 0; jr < nc; jr += nr) {
           index_t cols = std::min<index_t>(nr, nc - jr);
           const T* bp = Bp + jr * kc;
@@ -201,41 +201,145 @@ void gemm_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t
   }
 }
 
+// get_a for a strided A: packs each block into the thread's scratch.
+template <typename T>
+auto strided_a(const T* A, index_t rs_a, index_t cs_a, index_t K) {
+  T* Ap = static_cast<T*>(thread_scratch(1, sizeof(T) * std::min<index_t>(KC, K) * (MC + MR)));
+  return [=](index_t pc, index_t kc, index_t ic, index_t mc) {
+    pack_a(mc, kc, A + ic * rs_a + pc * cs_a, rs_a, cs_a, Ap);
+    return static_cast<const T*>(Ap);
+  };
+}
+
+// get_a for rows [row0, ...) of an A packed by gemm_pack_a_cpu with padded_rows rows.
+template <typename T>
+auto prepacked_a(const T* Ap, index_t padded_rows, index_t row0) {
+  return [=](index_t pc, index_t kc, index_t ic, index_t) { return Ap + pc * padded_rows + (row0 + ic) * kc; };
+}
+
+// pack_b for a strided B from column j_base on.
+template <typename T>
+auto strided_b(const T* B, index_t rs_b, index_t cs_b) {
+  return [=](index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
+    pack_b(kc, nc, B + k0 * rs_b + j0 * cs_b, rs_b, cs_b, Bp);
+  };
+}
+
+// pack_b for an implicit B from column j_base on.
+template <typename T>
+auto implicit_b(const BPacker<T>& B, index_t j_base) {
+  return [&B, j_base](index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
+    B.pack(B.ctx, k0, kc, j_base + j0, nc, Bp);
+  };
+}
+
+// Runs gemm(begin, end) for one slice of [0, total) per thread, slices in multiples of unit.
+template <typename F>
+void split_over_threads(int threads, index_t total, index_t unit, F gemm) {
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    index_t units = (total + unit - 1) / unit;
+    index_t begin = std::min(total, (units * t / nt) * unit);
+    index_t end = std::min(total, (units * (t + 1) / nt) * unit);
+    if (end > begin) gemm(begin, end);
+  }
+}
+
+// Whether a GEMM of this size is worth a thread team (and can have one).
+inline bool worth_threads(int threads, index_t M, index_t N, index_t K) {
+  return threads > 1 && 2.0 * (double)M * (double)N * (double)K >= 2e6 && !omp_in_parallel();
+}
+
+// Splits along N when it is wide enough (or at least as wide as M), else along M.
+inline bool split_columns(int threads, index_t M, index_t N, index_t nr) {
+  return N >= (index_t)threads * nr || N >= M;
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a, const T* B,
+              index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate) {
+  gemm_blocked(M, N, K, strided_a(A, rs_a, cs_a, K), strided_b(B, rs_b, cs_b), C, ldc, accumulate);
+}
+
 template <typename T>
 void gemm_parallel_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a,
                        const T* B, index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate) {
   int threads = omp_get_max_threads();
-  constexpr int nr = NR<T>();
-  double flops = 2.0 * (double)M * (double)N * (double)K;
-  if (threads <= 1 || flops < 2e6 || omp_in_parallel()) {
+  if (!worth_threads(threads, M, N, K)) {
     gemm_cpu(M, N, K, A, rs_a, cs_a, B, rs_b, cs_b, C, ldc, accumulate);
     return;
   }
-  // Split the wider dimension into per-thread slices (multiples of the tile).
-  bool split_n = N >= (index_t)threads * nr || N >= M;
-#pragma omp parallel num_threads(threads)
-  {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    index_t total = split_n ? N : M, unit = split_n ? nr : MR;
-    index_t units = (total + unit - 1) / unit;
-    index_t begin = std::min(total, (units * t / nt) * unit);
-    index_t end = std::min(total, (units * (t + 1) / nt) * unit);
-    if (end > begin) {
-      if (split_n)
-        gemm_cpu(M, end - begin, K, A, rs_a, cs_a, B + begin * cs_b, rs_b, cs_b, C + begin, ldc,
-                 accumulate);
-      else
-        gemm_cpu(end - begin, N, K, A + begin * rs_a, rs_a, cs_a, B, rs_b, cs_b, C + begin * ldc,
-                 ldc, accumulate);
-    }
+  if (split_columns(threads, M, N, NR<T>()))
+    split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
+      gemm_cpu(M, end - begin, K, A, rs_a, cs_a, B + begin * cs_b, rs_b, cs_b, C + begin, ldc,
+               accumulate);
+    });
+  else
+    split_over_threads(threads, M, MR, [&](index_t begin, index_t end) {
+      gemm_cpu(end - begin, N, K, A + begin * rs_a, rs_a, cs_a, B, rs_b, cs_b, C + begin * ldc,
+               ldc, accumulate);
+    });
+}
+
+index_t gemm_packed_a_rows(index_t M) { return (M + MR - 1) / MR * MR; }
+
+template <typename T>
+void gemm_pack_a_cpu(index_t M, index_t K, const T* A, index_t rs_a, index_t cs_a, T* Ap) {
+  const index_t padded = gemm_packed_a_rows(M);
+  for (index_t pc = 0; pc < K; pc += KC) {
+    const index_t kc = std::min<index_t>(KC, K - pc);
+    pack_a(M, kc, A + pc * cs_a, rs_a, cs_a, Ap + pc * padded);
   }
+}
+
+template <typename T>
+void gemm_prepacked_cpu(index_t M, index_t N, index_t K, const T* Ap, const BPacker<T>& B, T* C,
+                        index_t ldc, bool accumulate) {
+  gemm_blocked(M, N, K, prepacked_a(Ap, gemm_packed_a_rows(M), 0), implicit_b(B, 0), C, ldc,
+               accumulate);
+}
+
+template <typename T>
+void gemm_prepacked_parallel_cpu(index_t M, index_t N, index_t K, const T* Ap, const BPacker<T>& B,
+                                 T* C, index_t ldc, bool accumulate) {
+  int threads = omp_get_max_threads();
+  if (!worth_threads(threads, M, N, K)) {
+    gemm_prepacked_cpu(M, N, K, Ap, B, C, ldc, accumulate);
+    return;
+  }
+  const index_t padded = gemm_packed_a_rows(M);
+  if (split_columns(threads, M, N, NR<T>()))
+    split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
+      gemm_blocked(M, end - begin, K, prepacked_a(Ap, padded, 0), implicit_b(B, begin), C + begin,
+                   ldc, accumulate);
+    });
+  else
+    split_over_threads(threads, M, MR, [&](index_t begin, index_t end) {
+      gemm_blocked(end - begin, N, K, prepacked_a(Ap, padded, begin), implicit_b(B, 0),
+                   C + begin * ldc, ldc, accumulate);
+    });
+}
+
+template <typename T>
+void pack_strided_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
+  const StridedB<T>& b = *static_cast<const StridedB<T>*>(ctx);
+  pack_b(kc, nc, b.B + k0 * b.rs + j0 * b.cs, b.rs, b.cs, Bp);
 }
 
 #define STRIATE_INSTANTIATE_GEMM(T)                                                              \
   template void gemm_cpu<T>(index_t, index_t, index_t, const T*, index_t, index_t, const T*,     \
                             index_t, index_t, T*, index_t, bool);                                \
   template void gemm_parallel_cpu<T>(index_t, index_t, index_t, const T*, index_t, index_t,      \
-                                     const T*, index_t, index_t, T*, index_t, bool);
+                                     const T*, index_t, index_t, T*, index_t, bool);             \
+  template void gemm_pack_a_cpu<T>(index_t, index_t, const T*, index_t, index_t, T*);           \
+  template void gemm_prepacked_cpu<T>(index_t, index_t, index_t, const T*, const BPacker<T>&,   \
+                                      T*, index_t, bool);                                        \
+  template void gemm_prepacked_parallel_cpu<T>(index_t, index_t, index_t, const T*,             \
+                                               const BPacker<T>&, T*, index_t, bool);            \
+  template void pack_strided_b<T>(const void*, index_t, index_t, index_t, index_t, T*);
 STRIATE_INSTANTIATE_GEMM(float)
 STRIATE_INSTANTIATE_GEMM(double)
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 
 #include "common/macros.h"
+#include "common/simd.h"
 
 namespace striate {
 
@@ -21,9 +22,54 @@ template <typename T>
 void gemm_parallel_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a, index_t cs_a,
                        const T* B, index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate);
 
+// GEMM with A packed once and an implicit B, for many products that share one
+// A (a convolution's weights times each image's columns).
+//
+// B is given by pack(ctx, k0, kc, j0, nc, Bp), which writes rows [k0, k0 + kc)
+// x columns [j0, j0 + nc) of B as gemm's packed panels: gemm_panel_width<T>()
+// columns per panel, panel after panel, each k-major (Bp[panel][k][c]),
+// columns past nc zero. A convolution packs its im2col columns straight from
+// the image this way; pack_strided_b with a StridedB reads an ordinary matrix.
+template <typename T>
+struct BPacker {
+  void (*pack)(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp);
+  const void* ctx;
+};
+
+template <typename T>
+constexpr int gemm_panel_width() {
+  return 2 * kSimdBytes / (int)sizeof(T);
+}
+
+// B(k, j) = B[k * rs + j * cs], as a BPacker: {pack_strided_b<T>, &strided}.
+template <typename T>
+struct StridedB {
+  const T* B;
+  index_t rs, cs;
+};
+template <typename T>
+void pack_strided_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp);
+
+// A packed by gemm_pack_a_cpu holds gemm_packed_a_rows(M) * K values.
+index_t gemm_packed_a_rows(index_t M);
+template <typename T>
+void gemm_pack_a_cpu(index_t M, index_t K, const T* A, index_t rs_a, index_t cs_a, T* Ap);
+
+// C (+)= A * B with A from gemm_pack_a_cpu (same M and K).
+template <typename T>
+void gemm_prepacked_cpu(index_t M, index_t N, index_t K, const T* Ap, const BPacker<T>& B, T* C,
+                        index_t ldc, bool accumulate);
+// The same split over the OpenMP threads (along N when it is wide enough, else M).
+template <typename T>
+void gemm_prepacked_parallel_cpu(index_t M, index_t N, index_t K, const T* Ap, const BPacker<T>& B,
+                                 T* C, index_t ldc, bool accumulate);
+
 // A per-thread, 64-byte aligned scratch buffer that grows and is reused, so
 // hot loops do not pay for first-touch page faults on every call.
-// slot selects one of a few independent buffers per thread.
+// slot (< kScratchSlots) selects one of the independent buffers per thread:
+// 0 and 1 are the GEMM's packed panels, 2 and 3 conv2d's columns, 4 conv2d's
+// B packer row, 5 and 6 its wide path's padded planes and output.
+constexpr int kScratchSlots = 7;
 void* thread_scratch(int slot, size_t bytes);
 
 }  // namespace striate

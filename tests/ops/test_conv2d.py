@@ -264,3 +264,39 @@ def test_conv2d_strategy_names_are_checked():
     with pytest.raises(ValueError, match="set_conv2d_strategy: expected 'auto'"):
         striate._cpu.set_conv2d_strategy("fastest")
     assert striate._cpu.get_conv2d_strategy() == "auto"
+
+
+# Stride-1 layers wide enough for the padded-copy ("wide") path, forward and backward data (which
+# runs as a forward convolution of dy with the flipped weights), against PyTorch: kernels 1..5,
+# dilation, groups, zero, asymmetric ("same" with even kernels) and over-sized padding.
+WIDE_CASES = [
+    ((2, 3, 12, 14), (4, 3, 3, 3), 1, 1, 1),
+    ((3, 4, 9, 16), (6, 2, 3, 3), 1, 1, 2),
+    ((2, 2, 10, 12), (3, 2, 5, 5), 2, 2, 1),
+    ((2, 3, 11, 13), (5, 3, 2, 2), "same", 1, 1),
+    ((1, 4, 8, 20), (4, 4, 4, 3), "same", 2, 1),
+    ((2, 3, 8, 12), (2, 3, 3, 3), 0, 1, 1),
+    ((2, 3, 8, 12), (2, 3, 3, 3), 3, 1, 1),
+    ((1, 2, 6, 30), (3, 2, 1, 5), (0, 2), 1, 1),
+]
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("case", WIDE_CASES, ids=[f"x{c[0]}-w{c[1]}-p{c[2]}-d{c[3]}-g{c[4]}".replace(" ", "")
+                                                  for c in WIDE_CASES])
+def test_stride_one_paths_match_torch(case, threads, torch):
+    striate.set_num_threads(threads)
+    xs, ws, padding, dilation, groups = case
+    rng = np.random.default_rng(12)
+    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
+    kwargs = dict(stride=1, padding=padding, dilation=dilation, groups=groups)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, 1, padding, dilation, groups)
+    g = random_array(rng, tuple(yt.shape), np.float64)
+    yt.backward(torch.tensor(g))
+    y = ops.conv2d(x, w, b, **kwargs)
+    assert_close(y, yt.detach().numpy(), *tol(np.float64, 10), "y")
+    dx, dw, db = ops.conv2d_backward(g, x, w, **kwargs)
+    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
+    assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
