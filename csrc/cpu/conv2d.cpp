@@ -266,6 +266,35 @@ void pack_wide(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, 
   }
 }
 
+// The weight gradient's A = the wide column matrix itself: A(i = r, k = q) = xp[off(r) + q].
+template <typename T>
+void pack_wide_rows(const void* ctx, index_t i0, index_t mc, index_t k0, index_t kc, T* Ap) {
+  const WideSource<T>& s = *static_cast<const WideSource<T>*>(ctx);
+  constexpr index_t mr = gemm_panel_rows();
+  for (index_t p0 = 0; p0 < mc; p0 += mr, Ap += mr * kc) {
+    const index_t rows = std::min(mr, mc - p0);
+    for (index_t r = 0; r < mr; ++r) {
+      if (r < rows) {
+        const T* src = s.xp + s.offsets[i0 + p0 + r] + k0;
+        for (index_t k = 0; k < kc; ++k) Ap[k * mr + r] = src[k];
+      } else {
+        for (index_t k = 0; k < kc; ++k) Ap[k * mr + r] = T(0);
+      }
+    }
+  }
+}
+
+// dyw[k][oh * Wp + ow] = dy[k][oh][ow] for ow < Wo, 0 in the Wp - Wo columns between rows.
+template <typename T>
+void widen_rows(T* dyw, const T* dy, index_t Kg, const Conv2dGeometry& g, const WideShape& s) {
+  for (index_t k = 0; k < Kg; ++k)
+    for (index_t oh = 0; oh < g.Ho; ++oh) {
+      T* dst = dyw + k * s.Nw + oh * s.Wp;
+      std::memcpy(dst, dy + (k * g.Ho + oh) * g.Wo, sizeof(T) * g.Wo);
+      if (oh + 1 < g.Ho) std::fill(dst + g.Wo, dst + s.Wp, T(0));
+    }
+}
+
 // off(k) for the CgKK rows of B.
 inline std::vector<index_t> wide_offsets(const Conv2dGeometry& g, const WideShape& s) {
   std::vector<index_t> off((size_t)(g.C / g.groups * g.kh * g.kw));
@@ -576,21 +605,48 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const index_t wsize = g.K * CgKK;
-  const bool pointwise = is_pointwise(g);
-  // dst += dy[n] * col[n]^T for every group of image n.
+  // The wide path reduces over each image's Ho*Wp positions at a time, so the (CgKK x Kg)
+  // gradient is read and written once per image: worth it from 128 positions on.
+  const bool pointwise = is_pointwise(g), wide = use_wide(g) && g.Ho * g.Wo >= 128;
+  const WideShape ws(g);
+  const std::vector<index_t> offsets = wide ? wide_offsets(g, ws) : std::vector<index_t>();
+  // dst += dy[n] * col[n]^T for every group of image n; the wide path adds the transpose,
+  // dst[g] (CgKK x Kg) += X (CgKK x Nw) * dyw^T, which moves the big operand (X) only once.
   auto accumulate_image = [&](index_t n, T* dst, bool parallel) {
-    T* col = pointwise ? nullptr : static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
     for (index_t gi = 0; gi < g.groups; ++gi) {
       const T* xg = x + (n * g.C + gi * Cg) * g.H * g.W;
+      const T* dyg = dy + (n * g.K + gi * Kg) * P;
+      if (wide) {
+        T* xp = static_cast<T*>(thread_scratch(5, sizeof(T) * Cg * ws.Hp * ws.Wp));
+        T* dyw = static_cast<T*>(thread_scratch(6, sizeof(T) * Kg * ws.Nw));
+        pad_planes(xp, xg, Cg, g, ws);
+        widen_rows(dyw, dyg, Kg, g, ws);
+        const WideSource<T> source{xp, offsets.data()};
+        const APacker<T> columns{pack_wide_rows<T>, &source};
+        if (parallel)
+          gemm_implicit_a_parallel_cpu(CgKK, Kg, ws.Nw, columns, dyw, (index_t)1, ws.Nw,
+                                       dst + gi * Kg * CgKK, Kg, true);
+        else
+          gemm_implicit_a_cpu(CgKK, Kg, ws.Nw, columns, dyw, (index_t)1, ws.Nw, dst + gi * Kg * CgKK,
+                              Kg, true);
+        continue;
+      }
       const T* B = xg;
       if (!pointwise) {
+        T* col = static_cast<T*>(thread_scratch(2, sizeof(T) * CgKK * P));
         im2col(xg, Cg, g, col, P);
         B = col;
       }
       // B(k = p, j = r) = col[r][p]: the transposed column matrix, read in place.
-      gemm_dispatch(parallel, Kg, CgKK, P, dy + (n * g.K + gi * Kg) * P, P, (index_t)1, B,
-                    (index_t)1, P, dst + gi * Kg * CgKK, CgKK, true);
+      gemm_dispatch(parallel, Kg, CgKK, P, dyg, P, (index_t)1, B, (index_t)1, P,
+                    dst + gi * Kg * CgKK, CgKK, true);
     }
+  };
+  // dw[i] from the sum of the partial gradients' element i (transposed back on the wide path).
+  auto source_index = [&](index_t i) {
+    if (!wide) return i;
+    const index_t gi = i / (Kg * CgKK), k = (i / CgKK) % Kg, r = i % CgKK;
+    return (gi * CgKK + r) * Kg + k;
   };
   const int threads = omp_get_max_threads();
   if (g.N >= threads && threads > 1) {
@@ -605,12 +661,17 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
       for (index_t n = 0; n < g.N; ++n) errors.run([&] { accumulate_image(n, mine, false); });
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
+        const index_t j = source_index(i);
         T s = T(0);
-        for (int u = 0; u < threads; ++u) s += partial[u * wsize + i];
+        for (int u = 0; u < threads; ++u) s += partial[u * wsize + j];
         dw[i] = s;
       }
     }
     errors.rethrow();
+  } else if (wide) {
+    std::vector<T> sum((size_t)wsize);
+    for (index_t n = 0; n < g.N; ++n) accumulate_image(n, sum.data(), true);
+    for (index_t i = 0; i < wsize; ++i) dw[i] = sum[source_index(i)];
   } else {
     std::fill(dw, dw + wsize, T(0));
     for (index_t n = 0; n < g.N; ++n) accumulate_image(n, dw, true);

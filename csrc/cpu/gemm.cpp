@@ -34,7 +34,7 @@ struct Vec<double> {
   typedef double type __attribute__((vector_size(kVectorBytes)));
 };
 
-constexpr int MR = 6;
+constexpr int MR = gemm_panel_rows();
 template <typename T>
 constexpr int lanes() { return kVectorBytes / (int)sizeof(T); }
 template <typename T>
@@ -217,6 +217,16 @@ auto prepacked_a(const T* Ap, index_t padded_rows, index_t row0) {
   return [=](index_t pc, index_t kc, index_t ic, index_t) { return Ap + pc * padded_rows + (row0 + ic) * kc; };
 }
 
+// get_a for rows [row0, ...) of an implicit A, packed into the thread's scratch.
+template <typename T>
+auto implicit_a(const APacker<T>& A, index_t row0, index_t K) {
+  T* Ap = static_cast<T*>(thread_scratch(1, sizeof(T) * std::min<index_t>(KC, K) * (MC + MR)));
+  return [&A, row0, Ap](index_t pc, index_t kc, index_t ic, index_t mc) {
+    A.pack(A.ctx, row0 + ic, mc, pc, kc, Ap);
+    return static_cast<const T*>(Ap);
+  };
+}
+
 // pack_b for a strided B from column j_base on.
 template <typename T>
 auto strided_b(const T* B, index_t rs_b, index_t cs_b) {
@@ -324,6 +334,32 @@ void gemm_prepacked_parallel_cpu(index_t M, index_t N, index_t K, const T* Ap, c
 }
 
 template <typename T>
+void gemm_implicit_a_cpu(index_t M, index_t N, index_t K, const APacker<T>& A, const T* B,
+                         index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate) {
+  gemm_blocked(M, N, K, implicit_a(A, 0, K), strided_b(B, rs_b, cs_b), C, ldc, accumulate);
+}
+
+template <typename T>
+void gemm_implicit_a_parallel_cpu(index_t M, index_t N, index_t K, const APacker<T>& A, const T* B,
+                                  index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate) {
+  int threads = omp_get_max_threads();
+  if (!worth_threads(threads, M, N, K)) {
+    gemm_implicit_a_cpu(M, N, K, A, B, rs_b, cs_b, C, ldc, accumulate);
+    return;
+  }
+  if (split_columns(threads, M, N, NR<T>()))
+    split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
+      gemm_blocked(M, end - begin, K, implicit_a(A, 0, K), strided_b(B + begin * cs_b, rs_b, cs_b),
+                   C + begin, ldc, accumulate);
+    });
+  else
+    split_over_threads(threads, M, MR, [&](index_t begin, index_t end) {
+      gemm_blocked(end - begin, N, K, implicit_a(A, begin, K), strided_b(B, rs_b, cs_b),
+                   C + begin * ldc, ldc, accumulate);
+    });
+}
+
+template <typename T>
 void pack_strided_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp) {
   const StridedB<T>& b = *static_cast<const StridedB<T>*>(ctx);
   pack_b(kc, nc, b.B + k0 * b.rs + j0 * b.cs, b.rs, b.cs, Bp);
@@ -339,7 +375,11 @@ void pack_strided_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t
                                       T*, index_t, bool);                                        \
   template void gemm_prepacked_parallel_cpu<T>(index_t, index_t, index_t, const T*,             \
                                                const BPacker<T>&, T*, index_t, bool);            \
-  template void pack_strided_b<T>(const void*, index_t, index_t, index_t, index_t, T*);
+  template void pack_strided_b<T>(const void*, index_t, index_t, index_t, index_t, T*);          \
+  template void gemm_implicit_a_cpu<T>(index_t, index_t, index_t, const APacker<T>&, const T*,  \
+                                       index_t, index_t, T*, index_t, bool);                     \
+  template void gemm_implicit_a_parallel_cpu<T>(index_t, index_t, index_t, const APacker<T>&,   \
+                                                const T*, index_t, index_t, T*, index_t, bool);
 STRIATE_INSTANTIATE_GEMM(float)
 STRIATE_INSTANTIATE_GEMM(double)
 

@@ -50,6 +50,25 @@ struct StridedB {
 template <typename T>
 void pack_strided_b(const void* ctx, index_t k0, index_t kc, index_t j0, index_t nc, T* Bp);
 
+// GEMM with an implicit A: pack(ctx, i0, mc, k0, kc, Ap) writes rows
+// [i0, i0 + mc) x depth [k0, k0 + kc) of A as gemm_panel_rows() -row panels,
+// each k-major (Ap[panel][k][r]), rows past mc zero. A convolution's weight
+// gradient packs its image columns this way.
+template <typename T>
+struct APacker {
+  void (*pack)(const void* ctx, index_t i0, index_t mc, index_t k0, index_t kc, T* Ap);
+  const void* ctx;
+};
+
+constexpr int gemm_panel_rows() { return 6; }
+
+template <typename T>
+void gemm_implicit_a_cpu(index_t M, index_t N, index_t K, const APacker<T>& A, const T* B,
+                         index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate);
+template <typename T>
+void gemm_implicit_a_parallel_cpu(index_t M, index_t N, index_t K, const APacker<T>& A, const T* B,
+                                  index_t rs_b, index_t cs_b, T* C, index_t ldc, bool accumulate);
+
 // A packed by gemm_pack_a_cpu holds gemm_packed_a_rows(M) * K values.
 index_t gemm_packed_a_rows(index_t M);
 template <typename T>
