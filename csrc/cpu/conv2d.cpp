@@ -126,18 +126,19 @@ void pack_columns(const void* ctx, index_t k0, index_t kc, index_t j0, index_t n
       const index_t h = oh * g.sh - g.pt + a * g.dh;
       T* d = row + idx - ow;  // d[t]: output column t of this run
       if (h < 0 || h >= g.H) {
-        std::fill(d + ow, d + ow + len, T(0));
+        for (index_t t = ow; t < ow + len; ++t) d[t] = T(0);
       } else {
         const T* src = s.x + n * s.image_stride + (c * g.H + h) * g.W + w0;
         const index_t first = std::min(std::max(lo, ow), ow + len);
         const index_t last = std::min(std::max(hi, first), ow + len);
-        std::fill(d + ow, d + first, T(0));
+        // Runs are short in deep layers (a 4x4 map: 4 values): plain loops, no library calls.
+        for (index_t t = ow; t < first; ++t) d[t] = T(0);
         if (g.sw == 1) {
-          std::memcpy(d + first, src + first, sizeof(T) * (last - first));
+          for (index_t t = first; t < last; ++t) d[t] = src[t];
         } else {
           for (index_t t = first; t < last; ++t) d[t] = src[t * g.sw];
         }
-        std::fill(d + last, d + ow + len, T(0));
+        for (index_t t = last; t < ow + len; ++t) d[t] = T(0);
       }
       idx += len;
       ow += len;
