@@ -197,14 +197,19 @@ def empty(op: str, like, shape, dtype=None):
         ArraySizeError: the array would hold more bytes than its device's memory, or the
             allocator refused it; the message names ``op``.
     """
-    from .._backend import array_module
-
     dtype = np.dtype(like.dtype if dtype is None else dtype)
     shape = tuple(int(n) for n in shape)
-    what = f"the output {shape} ({dtype})"
-    fits_in_memory(op, like, what, math.prod(shape) * dtype.itemsize)
-    with allocation(op, what):
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > _device_memory_bytes(like):  # the message is only built for an error
+        fits_in_memory(op, like, f"the output {shape} ({dtype})", nbytes)
+    try:
+        if isinstance(like, np.ndarray):
+            return np.empty(shape, dtype=dtype)
+        from .._backend import array_module
+
         return array_module(like).empty(shape, dtype=dtype)
+    except MemoryError as exc:
+        raise ArraySizeError(f"{op}: cannot allocate the output {shape} ({dtype}): {exc}") from exc
 
 
 def cpu_only(op: str, *arrays) -> None:
