@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from _harness import Bench, Case, main, random_array, shape_text
+from _harness import CONV_TARGET, Bench, Case, main, random_array, shape_text
 from _timing import torch
 
 FAMILY = "conv2d"
@@ -147,7 +147,7 @@ def cases(quick=False):
     for names, x_shape, out_channels, kernel, stride, padding in shapes:
         op = (f"conv2d {kernel}x{kernel}" + (f" s{stride}" if stride != 1 else "") + f" p{padding}"
               + (f" ({names})" if names else ""))
-        benches = [Bench("fwd", "PyTorch"), Bench("bwd", "PyTorch"), Bench("fwd+bwd", "PyTorch", 3.0)]
+        benches = [Bench("fwd", "PyTorch"), Bench("bwd", "PyTorch"), Bench("fwd+bwd", "PyTorch", CONV_TARGET)]
         result.append(Case(op, f"{shape_text(x_shape)}->{out_channels}", benches,
                            lambda args=(x_shape, out_channels, kernel, stride, padding): _setup(*args)))
     return result

@@ -34,8 +34,17 @@ def _setup(shape):
 
 def cases(quick=False):
     benches = memory_bound_benches()
-    return [Case(f"dropout p={P:g}", shape_text(shape), benches, lambda shape=shape: _setup(shape))
+    # float32 in and out plus the uint8 mask: 9 bytes per element each way
+    return [Case(f"dropout p={P:g}", shape_text(shape), benches, lambda shape=shape: _setup(shape),
+                 {"fwd": 9 * _count(shape), "bwd": 9 * _count(shape)})
             for shape in (QUICK_SHAPES if quick else SHAPES)]
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 if __name__ == "__main__":

@@ -58,8 +58,13 @@ def cases(quick=False):
     for x_shape in QUICK_SHAPES if quick else SHAPES:
         benches = memory_bound_benches()
         for name, setup in (("max_pool2d", _setup_max), ("avg_pool2d", _setup_avg)):
+            n = x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3]
+            m = n // (STRIDE * STRIDE)
+            # x and y in float32, max pooling's int64 indices
+            moved = 4 * n + 4 * m + (8 * m if name == "max_pool2d" else 0)
             result.append(Case(f"{name} k{KERNEL} s{STRIDE}", shape_text(x_shape), benches,
-                               lambda setup=setup, x_shape=x_shape: setup(x_shape)))
+                               lambda setup=setup, x_shape=x_shape: setup(x_shape),
+                               {"fwd": moved, "bwd": moved}))
     return result
 
 

@@ -39,8 +39,13 @@ def cases(quick=False):
         pooled = x_shape[:2] + (x_shape[2] // STRIDE, x_shape[3] // STRIDE)
         shape = f"{shape_text(pooled)}->{shape_text(x_shape[2:])}"
         benches = memory_bound_benches()
+        n = x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3]
+        m = n // (STRIDE * STRIDE)
+        # forward: read values and int64 indices, write the whole output; backward: read the
+        # indices and every line of the output gradient, write the pooled gradient
         result.append(Case(f"max_unpool2d k{KERNEL} s{STRIDE}", shape, benches,
-                           lambda x_shape=x_shape: _setup(x_shape)))
+                           lambda x_shape=x_shape: _setup(x_shape),
+                           {"fwd": 4 * m + 8 * m + 4 * n, "bwd": 8 * m + 4 * n + 4 * m}))
     return result
 
 

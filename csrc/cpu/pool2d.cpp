@@ -7,6 +7,7 @@
 #include "pool2d.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace striate {
@@ -27,11 +28,36 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
         const index_t full = std::min(g.Wo, g.W / 2);  // windows entirely inside the row
         const T* r0 = plane + 2 * oh * g.W;
         const T* r1 = r0 + g.W;
-        for (; ow < full; ++ow) {
-          const index_t w = 2 * ow;
-          max_pool_2x2_cell(r0[w], r0[w + 1], r1[w], r1[w + 1], 2 * oh, w, g.W, yrow + ow,
-                            irow + ow);
+        // max_pool_2x2_cell's rule written with selects, not branches (random data mispredicts
+        // every other comparison): the values and a 2-bit winner code per window first, in
+        // chunks that vectorise, then the flat indices from the codes.
+        const int64_t row_index = 2 * oh * g.W;
+        constexpr index_t kChunk = 256;
+        for (index_t i0 = 0; i0 < full; i0 += kChunk) {
+          const index_t n = std::min(kChunk, full - i0);
+          int32_t code[kChunk];
+#pragma omp simd
+          for (index_t i = 0; i < n; ++i) {
+            const index_t w = 2 * (i0 + i);
+            const T a = r0[w], b = r0[w + 1], c = r1[w], d = r1[w + 1];
+            T best = a;
+            int32_t at = 0;
+            const bool tb = (b > best) | (b != b);
+            best = tb ? b : best;
+            at = tb ? 1 : at;
+            const bool tc = (c > best) | (c != c);
+            best = tc ? c : best;
+            at = tc ? 2 : at;
+            const bool td = (d > best) | (d != d);
+            best = td ? d : best;
+            at = td ? 3 : at;
+            yrow[i0 + i] = best;
+            code[i] = at;
+          }
+          for (index_t i = 0; i < n; ++i)
+            irow[i0 + i] = row_index + 2 * (i0 + i) + (code[i] & 1) + (code[i] >> 1) * g.W;
         }
+        ow = full;
       }
       for (; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
     }
@@ -64,12 +90,26 @@ index_t max_pool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, inde
 template <typename T>
 void avg_pool2d_forward_cpu(T* y, const T* x, index_t planes, const Pool2dGeometry& g,
                             bool count_include_pad, index_t divisor_override) {
+  const bool is_2x2 = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 &&
+                      g.pw == 0 && g.dh == 1 && g.dw == 1;
+  const T divisor = T(divisor_override > 0 ? divisor_override : 4);
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t oh = 0; oh < g.Ho; ++oh) {
       const T* plane = x + p * g.H * g.W;
       T* yrow = y + (p * g.Ho + oh) * g.Wo;
-      for (index_t ow = 0; ow < g.Wo; ++ow)
+      index_t ow = 0;
+      if (is_2x2 && 2 * oh + 1 < g.H) {
+        // Whole 2x2 windows: avg_pool_cell's sum in its order, over its divisor.
+        const index_t full = std::min(g.Wo, g.W / 2);
+        const T* r0 = plane + 2 * oh * g.W;
+        const T* r1 = r0 + g.W;
+#pragma omp simd
+        for (index_t i = 0; i < full; ++i)
+          yrow[i] = (T(0) + r0[2 * i] + r0[2 * i + 1] + r1[2 * i] + r1[2 * i + 1]) / divisor;
+        ow = full;
+      }
+      for (; ow < g.Wo; ++ow)
         yrow[ow] = avg_pool_cell(plane, g, oh, ow, count_include_pad, divisor_override);
     }
 }
@@ -90,6 +130,34 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
     for (index_t h = 0; h < g.H; ++h) {
       const T* dyp = dy + p * g.Ho * g.Wo;
       T* dxrow = dx + (p * g.H + h) * g.W;
+      if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {
+        // Each cell lies in at most one window, (h / 2, w / 2): one value per window written
+        // to its (up to) two cells of this row (0 + v, as the general loop adds v to a zero).
+        std::fill(dxrow, dxrow + g.W, T(0));
+        const index_t oh = h / 2;
+        if (oh >= g.Ho) continue;
+        const AvgWindow* wrow = win.data() + oh * g.Wo;
+        const T* dyrow = dyp + oh * g.Wo;
+        index_t ow = 0;
+        if (2 * oh + 1 < g.H) {  // whole windows: the same divisor, a loop that vectorises
+          const index_t full = std::min(g.Wo, g.W / 2);
+          const T d = T(divisor_override > 0 ? divisor_override : 4);
+#pragma omp simd
+          for (index_t i = 0; i < full; ++i) {
+            const T v = T(0) + dyrow[i] / d;
+            dxrow[2 * i] = v;
+            dxrow[2 * i + 1] = v;
+          }
+          ow = full;
+        }
+        for (; ow < g.Wo; ++ow) {
+          const AvgWindow& wi = wrow[ow];
+          if (wi.divisor <= 0 || h >= wi.h1) continue;
+          const T v = T(0) + dyrow[ow] / T(wi.divisor);
+          for (index_t w = wi.w0; w < wi.w1; ++w) dxrow[w] = v;
+        }
+        continue;
+      }
       std::fill(dxrow, dxrow + g.W, T(0));
       index_t oh0, oh1;
       pool_covering_range(h, g.kh, g.sh, g.ph, g.Ho, &oh0, &oh1);
