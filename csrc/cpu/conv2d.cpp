@@ -477,11 +477,22 @@ void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2d
   }
 }
 
+// A kernel that covers the whole unpadded input once (a 1x1 output, as in a
+// DCGAN discriminator's last layer or a convolutional classifier head) is a
+// fully connected layer: y (N x K) = x (N x CHW) * w^T, no im2col. Used under
+// CONV2D_AUTO (the forced strategies keep their own paths for the tests).
+bool is_dense(const Conv2dGeometry& g) {
+  return conv_strategy.load(std::memory_order_relaxed) == CONV2D_AUTO && g.groups == 1 &&
+         g.Ho == 1 && g.Wo == 1 && g.kh == g.H && g.kw == g.W && g.pt == 0 && g.pl == 0 &&
+         g.dh == 1 && g.dw == 1;
+}
+
 }  // namespace
 
 void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
 
 index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
+  if (is_dense(g)) return 0;
   if (use_batched(g, elem)) return batched_values(g);
   const int threads = omp_get_max_threads();
   const index_t users = g.N >= threads && threads > 1 ? threads : 1;  // for_each_image's rule
@@ -566,12 +577,25 @@ void flip_weights(T* wf, const T* w, const Conv2dGeometry& g) {
 
 template <typename T>
 void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  if (is_dense(g)) {
+    const index_t D = g.C * g.H * g.W;
+    // B(k = d, j = k_out) = w[k_out][d]: the transposed weights, read in place.
+    gemm_parallel_cpu(g.N, g.K, D, x, D, (index_t)1, w, (index_t)1, D, y, g.K, false);
+    if (b)
+      for (index_t n = 0; n < g.N; ++n)
+        for (index_t k = 0; k < g.K; ++k) y[n * g.K + k] += b[k];
+    return;
+  }
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
 }
 
 template <typename T>
 void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeometry& g) {
+  if (is_dense(g)) {  // dx (N x CHW) = dy (N x K) * w (K x CHW)
+    const index_t D = g.C * g.H * g.W;
+    return gemm_parallel_cpu(g.N, D, g.K, dy, g.K, (index_t)1, w, D, (index_t)1, dx, D, false);
+  }
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
   if (g.sh == 1 && g.sw == 1 && !is_pointwise(g) && use_wide(flipped_geometry(g))) {
     const Conv2dGeometry f = flipped_geometry(g);
@@ -602,6 +626,10 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
 
 template <typename T>
 void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  if (is_dense(g)) {  // dw (K x CHW) = dy^T (K x N) * x (N x CHW)
+    const index_t D = g.C * g.H * g.W;
+    return gemm_parallel_cpu(g.K, D, g.N, dy, (index_t)1, g.K, x, D, (index_t)1, dw, D, false);
+  }
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;

@@ -300,3 +300,25 @@ def test_stride_one_paths_match_torch(case, threads, torch):
     assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
     assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
     assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("xs,ws", [((5, 3, 4, 6), (7, 3, 4, 6)), ((64, 16, 7, 7), (1, 16, 7, 7)),
+                                   ((1, 2, 1, 1), (3, 2, 1, 1)), ((3, 1, 5, 5), (2, 1, 5, 5))])
+def test_kernel_covering_the_input_matches_torch(xs, ws, threads, torch):
+    # a 1x1 output from an unpadded kernel as large as the input runs as a matrix product
+    striate.set_num_threads(threads)
+    rng = np.random.default_rng(13)
+    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt)
+    g = random_array(rng, tuple(yt.shape), np.float64)
+    yt.backward(torch.tensor(g))
+    assert_close(ops.conv2d(x, w, b), yt.detach().numpy(), *tol(np.float64, 10), "y")
+    dx, dw, db = ops.conv2d_backward(g, x, w)
+    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
+    assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
+    yt2 = ops.conv_transpose2d(g, w)  # and the transposed convolution that runs it backwards
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(g), torch.tensor(w))
+    assert_close(yt2, expected.numpy(), *tol(np.float64, 10), "conv_transpose2d")
