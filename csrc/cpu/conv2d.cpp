@@ -487,12 +487,97 @@ bool is_dense(const Conv2dGeometry& g) {
          g.dh == 1 && g.dw == 1;
 }
 
+// A strided convolution whose kernel is a multiple of the stride s (DCGAN's
+// 4x4, stride 2) is a stride-1, unpadded convolution with an s times smaller
+// kernel of the input rearranged space-to-depth:
+//   z[n][(c*s + r)*s + q][i][j] = x[n][c][s*i + r - pt][s*j + q - pl]  (0 outside x)
+//   wz[k][(c*s + r)*s + q][a][b] = w[k][c][s*a + r][s*b + q]
+// so that tap (s*a + r, s*b + q) of output (oh, ow) reads z[..][oh + a][ow + b].
+// The stride-1 convolution then takes the fast paths above (and its backward
+// data the flipped, col2im-free one); the gradients are rearranged back.
+bool use_space_to_depth(const Conv2dGeometry& g) {
+  return conv_strategy.load(std::memory_order_relaxed) == CONV2D_AUTO && g.sh == g.sw &&
+         g.sh >= 2 && g.dh == 1 && g.dw == 1 && g.kh % g.sh == 0 && g.kw % g.sw == 0 &&
+         !is_dense(g);
+}
+
+Conv2dGeometry space_to_depth_geometry(const Conv2dGeometry& g) {
+  const index_t s = g.sh, kh = g.kh / s, kw = g.kw / s;
+  return Conv2dGeometry{g.N, g.C * s * s, g.Ho + kh - 1, g.Wo + kw - 1, g.K, g.Ho, g.Wo,
+                        kh, kw, 1, 1, 0, 0, 1, 1, g.groups};
+}
+
+// z from x (to_depth) or the gradient of x from the gradient of z (its adjoint, which writes
+// every cell of dx: a cell that no output reads gets 0).
+template <typename T>
+void space_to_depth(T* z, const T* x, const Conv2dGeometry& g, const Conv2dGeometry& gz,
+                    bool to_depth) {
+  const index_t s = g.sh;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t n = 0; n < g.N; ++n)
+    for (index_t c = 0; c < g.C; ++c) {
+      const T* xc = x + (n * g.C + c) * g.H * g.W;
+      T* xw = const_cast<T*>(xc);  // the adjoint writes x's gradient
+      if (!to_depth) std::fill(xw, xw + g.H * g.W, T(0));
+      for (index_t r = 0; r < s; ++r)
+        for (index_t q = 0; q < s; ++q) {
+          T* zc = z + ((n * gz.C) + (c * s + r) * s + q) * gz.H * gz.W;
+          for (index_t i = 0; i < gz.H; ++i) {
+            const index_t h = s * i + r - g.pt;
+            T* zrow = zc + i * gz.W;
+            if (h < 0 || h >= g.H) {
+              if (to_depth) std::fill(zrow, zrow + gz.W, T(0));
+              continue;
+            }
+            for (index_t j = 0; j < gz.W; ++j) {
+              const index_t w = s * j + q - g.pl;
+              const bool inside = w >= 0 && w < g.W;
+              if (to_depth)
+                zrow[j] = inside ? xc[h * g.W + w] : T(0);
+              else if (inside)
+                xw[h * g.W + w] = zrow[j];
+            }
+          }
+        }
+    }
+}
+
+// wz from w (to_depth), or w's gradient from wz's.
+template <typename T>
+void rearrange_weights(T* wz, T* w, const Conv2dGeometry& g, bool to_depth) {
+  const index_t s = g.sh, kh = g.kh / s, kw = g.kw / s, Cg = g.C / g.groups;
+  for (index_t k = 0; k < g.K; ++k)
+    for (index_t c = 0; c < Cg; ++c)
+      for (index_t r = 0; r < s; ++r)
+        for (index_t q = 0; q < s; ++q)
+          for (index_t a = 0; a < kh; ++a)
+            for (index_t b = 0; b < kw; ++b) {
+              T& from = w[((k * Cg + c) * g.kh + s * a + r) * g.kw + s * b + q];
+              T& to = wz[(((k * Cg + c) * s + r) * s + q) * kh * kw + a * kw + b];
+              if (to_depth)
+                to = from;
+              else
+                from = to;
+            }
+}
+
 }  // namespace
 
 void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
 
 index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
   if (is_dense(g)) return 0;
+  if (use_space_to_depth(g)) {  // z (or dz) and the rearranged weights, then gz's own
+    const Conv2dGeometry gz = space_to_depth_geometry(g);
+    const index_t z_sizes[] = {gz.N, gz.C, gz.H, gz.W}, w_sizes[] = {g.K, gz.C / g.groups, gz.kh, gz.kw};
+    const index_t z = checked_product(z_sizes, 4), wz = checked_product(w_sizes, 4);
+    const index_t inner = z == kSizeOverflow ? kSizeOverflow : conv2d_workspace_values_cpu(gz, elem);
+    index_t total;
+    if (z == kSizeOverflow || wz == kSizeOverflow || inner == kSizeOverflow ||
+        !checked_add(z, wz, &total) || !checked_add(total, inner, &total))
+      return kSizeOverflow;
+    return total;
+  }
   if (use_batched(g, elem)) return batched_values(g);
   const int threads = omp_get_max_threads();
   const index_t users = g.N >= threads && threads > 1 ? threads : 1;  // for_each_image's rule
@@ -586,6 +671,13 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
         for (index_t k = 0; k < g.K; ++k) y[n * g.K + k] += b[k];
     return;
   }
+  if (use_space_to_depth(g)) {
+    const Conv2dGeometry gz = space_to_depth_geometry(g);
+    CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), wz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
+    space_to_depth(z.get(), x, g, gz, true);
+    rearrange_weights(wz.get(), const_cast<T*>(w), g, true);
+    return conv2d_forward_cpu(y, z.get(), static_cast<const T*>(wz.get()), b, gz);
+  }
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
 }
@@ -595,6 +687,14 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
   if (is_dense(g)) {  // dx (N x CHW) = dy (N x K) * w (K x CHW)
     const index_t D = g.C * g.H * g.W;
     return gemm_parallel_cpu(g.N, D, g.K, dy, g.K, (index_t)1, w, D, (index_t)1, dx, D, false);
+  }
+  if (use_space_to_depth(g)) {
+    const Conv2dGeometry gz = space_to_depth_geometry(g);
+    CachedBuffer<T> dz((size_t)(gz.N * gz.C * gz.H * gz.W)), wz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
+    rearrange_weights(wz.get(), const_cast<T*>(w), g, true);
+    conv2d_backward_data_cpu(dz.get(), dy, static_cast<const T*>(wz.get()), gz);
+    space_to_depth(dz.get(), dx, g, gz, false);
+    return;
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
   if (g.sh == 1 && g.sw == 1 && !is_pointwise(g) && use_wide(flipped_geometry(g))) {
@@ -629,6 +729,14 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
   if (is_dense(g)) {  // dw (K x CHW) = dy^T (K x N) * x (N x CHW)
     const index_t D = g.C * g.H * g.W;
     return gemm_parallel_cpu(g.K, D, g.N, dy, (index_t)1, g.K, x, D, (index_t)1, dw, D, false);
+  }
+  if (use_space_to_depth(g)) {
+    const Conv2dGeometry gz = space_to_depth_geometry(g);
+    CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), dwz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
+    space_to_depth(z.get(), x, g, gz, true);
+    conv2d_backward_weight_cpu(dwz.get(), dy, static_cast<const T*>(z.get()), gz);
+    rearrange_weights(dwz.get(), dw, g, false);
+    return;
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;

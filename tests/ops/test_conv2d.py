@@ -322,3 +322,36 @@ def test_kernel_covering_the_input_matches_torch(xs, ws, threads, torch):
     yt2 = ops.conv_transpose2d(g, w)  # and the transposed convolution that runs it backwards
     expected = torch.nn.functional.conv_transpose2d(torch.tensor(g), torch.tensor(w))
     assert_close(yt2, expected.numpy(), *tol(np.float64, 10), "conv_transpose2d")
+
+
+# Strided layers whose kernel is a multiple of the stride run as stride-1 convolutions of the
+# input rearranged space-to-depth: odd sizes, paddings up to and past the kernel, groups.
+SPACE_TO_DEPTH_CASES = [
+    ((3, 2, 14, 14), (4, 2, 4, 4), 2, 1, 1),
+    ((2, 3, 15, 13), (5, 3, 4, 4), 2, 1, 1),
+    ((2, 4, 9, 11), (6, 2, 2, 2), 2, 0, 2),
+    ((2, 3, 10, 10), (4, 3, 6, 6), 3, 2, 1),
+    ((1, 2, 7, 9), (3, 2, 4, 2), 2, (2, 1), 1),
+    ((2, 2, 5, 5), (2, 2, 4, 4), 2, 4, 1),
+]
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("case", SPACE_TO_DEPTH_CASES,
+                         ids=[f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}-g{c[4]}".replace(" ", "")
+                              for c in SPACE_TO_DEPTH_CASES])
+def test_strided_kernels_multiple_of_the_stride_match_torch(case, threads, torch):
+    striate.set_num_threads(threads)
+    xs, ws, stride, padding, groups = case
+    rng = np.random.default_rng(14)
+    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride, padding, 1, groups)
+    g = random_array(rng, tuple(yt.shape), np.float64)
+    yt.backward(torch.tensor(g))
+    kwargs = dict(stride=stride, padding=padding, groups=groups)
+    assert_close(ops.conv2d(x, w, b, **kwargs), yt.detach().numpy(), *tol(np.float64, 10), "y")
+    dx, dw, db = ops.conv2d_backward(g, x, w, **kwargs)
+    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
+    assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
