@@ -743,8 +743,10 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
   const index_t wsize = g.K * CgKK;
   // The wide path reduces over each image's Ho*Wp positions at a time, so the (CgKK x Kg)
-  // gradient is read and written once per image: worth it from 128 positions on.
-  const bool pointwise = is_pointwise(g), wide = use_wide(g) && g.Ho * g.Wo >= 128;
+  // gradient is read and written once per image: worth it from 128 positions on, or when that
+  // gradient is small enough to stay in cache (64K values).
+  const bool pointwise = is_pointwise(g);
+  const bool wide = use_wide(g) && (g.Ho * g.Wo >= 128 || (g.C / g.groups * g.kh * g.kw) * (g.K / g.groups) <= (1 << 16));
   const WideShape ws(g);
   const std::vector<index_t> offsets = wide ? wide_offsets(g, ws) : std::vector<index_t>();
   // dst += dy[n] * col[n]^T for every group of image n; the wide path adds the transpose,
