@@ -117,41 +117,37 @@ template <typename T>
 void micro_kernel(index_t kc, const T* __restrict Ap, const T* __restrict Bp, T* __restrict C,
                   index_t ldc, index_t rows, index_t cols, bool accumulate) {
   typedef typename Vec<T>::type V;
-  constexpr int L = lanes<T>();
-  V acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = V{} ;
+  constexpr int L = lanes<T>(), NV = kGemmVectors;
+  V acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
   for (index_t k = 0; k < kc; ++k) {
-    V b0, b1;
-    std::memcpy(&b0, Bp, sizeof(V));
-    std::memcpy(&b1, Bp + L, sizeof(V));
+    V b[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&b[v], Bp + v * L, sizeof(V));
     for (int r = 0; r < MR; ++r) {
       const T a = Ap[r];  // scalar * vector broadcasts
-      acc[r][0] += a * b0;
-      acc[r][1] += a * b1;
+      for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
     Ap += MR;
-    Bp += 2 * L;
+    Bp += NV * L;
   }
-  if (rows == MR && cols == 2 * L) {
+  if (rows == MR && cols == NV * L) {
     for (int r = 0; r < MR; ++r) {
       T* c = C + r * ldc;
-      if (accumulate) {
-        V c0, c1;
-        std::memcpy(&c0, c, sizeof(V));
-        std::memcpy(&c1, c + L, sizeof(V));
-        acc[r][0] += c0;
-        acc[r][1] += c1;
+      for (int v = 0; v < NV; ++v) {
+        if (accumulate) {
+          V old;
+          std::memcpy(&old, c + v * L, sizeof(V));
+          acc[r][v] += old;
+        }
+        std::memcpy(c + v * L, &acc[r][v], sizeof(V));
       }
-      std::memcpy(c, &acc[r][0], sizeof(V));
-      std::memcpy(c + L, &acc[r][1], sizeof(V));
     }
     return;
   }
-  alignas(64) T tile[MR][2 * L];
-  for (int r = 0; r < MR; ++r) {
-    std::memcpy(&tile[r][0], &acc[r][0], sizeof(V));
-    std::memcpy(&tile[r][L], &acc[r][1], sizeof(V));
-  }
+  alignas(64) T tile[MR][NV * L];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) std::memcpy(&tile[r][v * L], &acc[r][v], sizeof(V));
   for (index_t r = 0; r < rows; ++r)
     for (index_t c = 0; c < cols; ++c)
       C[r * ldc + c] = accumulate ? C[r * ldc + c] + tile[r][c] : tile[r][c];
