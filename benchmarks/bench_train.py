@@ -53,14 +53,12 @@ def _check_twins(pairs, inputs, name):
                                  f"(relative error {err:.2e})")
 
 
-def _classifier_setup(build, twin_of, x_shape, classes, optimizer, seed):
+def _step_setup(build, twin_of, x_np, y_np, optimizer, seed, name="bench_train"):
+    """Training-step callables (striate, PyTorch twin) on one fixed batch, cross-entropy loss."""
     import striate as st
-    import striate.models  # noqa: F401 - st.models
     import striate.nn.functional as F
 
     st.manual_seed(seed)
-    x_np = np.clip(random_array(x_shape, seed=seed) * 0.5, -2, 2)
-    y_np = np.random.default_rng(seed + 1).integers(0, classes, x_shape[0])
     model = build()
     opt = optimizer(st.optim, model.parameters())
     x, y = st.tensor(x_np), st.tensor(y_np)
@@ -73,7 +71,7 @@ def _classifier_setup(build, twin_of, x_shape, classes, optimizer, seed):
     if torch is None:
         return {"step": (ours, None)}
     twin = _twins.copy_weights(model, twin_of(model))
-    _check_twins([(model, twin)], [x_np[:4]], "bench_train")
+    _check_twins([(model, twin)], [x_np[:4]], name)
     topt = optimizer(torch.optim, twin.parameters())
     tx, ty = torch.from_numpy(x_np), torch.from_numpy(y_np)
 
@@ -83,6 +81,12 @@ def _classifier_setup(build, twin_of, x_shape, classes, optimizer, seed):
         topt.step()
 
     return {"step": (ours, ref)}
+
+
+def _classifier_setup(build, twin_of, x_shape, classes, optimizer, seed):
+    x_np = np.clip(random_array(x_shape, seed=seed) * 0.5, -2, 2)
+    y_np = np.random.default_rng(seed + 1).integers(0, classes, x_shape[0])
+    return _step_setup(build, twin_of, x_np, y_np, optimizer, seed)
 
 
 def _sgd(optim, params):
@@ -123,34 +127,11 @@ UNET = {"in_channels": 3, "num_classes": 4, "depth": 3, "base": 16, "batch_norm"
 
 def _unet():
     import striate as st
-    import striate.models  # noqa: F401 - st.models
-    import striate.nn.functional as F
 
-    st.manual_seed(40)
     x_np = random_array((32, 3, 32, 32), seed=40) * 0.3 + 0.5
     y_np = np.random.default_rng(41).integers(0, UNET["num_classes"], (32, 32, 32))
-    model = st.models.unet(**UNET)
-    opt = st.optim.Adam(model.parameters(), lr=3e-3)
-    x, y = st.tensor(x_np), st.tensor(y_np)
-
-    def ours():
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-
-    if torch is None:
-        return {"step": (ours, None)}
-    twin = _twins.copy_weights(model, _twins.unet(torch.nn, torch, **UNET))
-    _check_twins([(model, twin)], [x_np[:4]], "bench_train U-Net")
-    topt = torch.optim.Adam(twin.parameters(), lr=3e-3)
-    tx, ty = torch.from_numpy(x_np), torch.from_numpy(y_np)
-
-    def ref():
-        topt.zero_grad()
-        torch.nn.functional.cross_entropy(twin(tx), ty).backward()
-        topt.step()
-
-    return {"step": (ours, ref)}
+    return _step_setup(lambda: st.models.unet(**UNET), lambda m: _twins.unet(torch.nn, torch, **UNET),
+                       x_np, y_np, _adam(3e-3), 40, "bench_train U-Net")
 
 
 DCGAN = {"z_dim": 64, "channels": 1, "size": 28, "base": 32}

@@ -287,19 +287,24 @@ WIDE_CASES = [
 def test_stride_one_paths_match_torch(case, threads, torch):
     striate.set_num_threads(threads)
     xs, ws, padding, dilation, groups = case
-    rng = np.random.default_rng(12)
+    _assert_matches_torch(xs, ws, dict(stride=1, padding=padding, dilation=dilation, groups=groups),
+                          torch, seed=12)
+
+
+def _assert_matches_torch(xs, ws, kwargs, torch, seed):
+    """conv2d and all three gradients of random float64 data against PyTorch's."""
+    rng = np.random.default_rng(seed)
     x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
-    kwargs = dict(stride=1, padding=padding, dilation=dilation, groups=groups)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    yt = torch.nn.functional.conv2d(xt, wt, bt, 1, padding, dilation, groups)
+    yt = torch.nn.functional.conv2d(xt, wt, bt, **kwargs)
     g = random_array(rng, tuple(yt.shape), np.float64)
     yt.backward(torch.tensor(g))
-    y = ops.conv2d(x, w, b, **kwargs)
-    assert_close(y, yt.detach().numpy(), *tol(np.float64, 10), "y")
+    assert_close(ops.conv2d(x, w, b, **kwargs), yt.detach().numpy(), *tol(np.float64, 10), "y")
     dx, dw, db = ops.conv2d_backward(g, x, w, **kwargs)
     assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
     assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
     assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
+    return g, w
 
 
 @pytest.mark.parametrize("threads", (1, 2))
@@ -308,17 +313,7 @@ def test_stride_one_paths_match_torch(case, threads, torch):
 def test_kernel_covering_the_input_matches_torch(xs, ws, threads, torch):
     # a 1x1 output from an unpadded kernel as large as the input runs as a matrix product
     striate.set_num_threads(threads)
-    rng = np.random.default_rng(13)
-    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
-    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    yt = torch.nn.functional.conv2d(xt, wt, bt)
-    g = random_array(rng, tuple(yt.shape), np.float64)
-    yt.backward(torch.tensor(g))
-    assert_close(ops.conv2d(x, w, b), yt.detach().numpy(), *tol(np.float64, 10), "y")
-    dx, dw, db = ops.conv2d_backward(g, x, w)
-    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
-    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
-    assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
+    g, w = _assert_matches_torch(xs, ws, {}, torch, seed=13)
     yt2 = ops.conv_transpose2d(g, w)  # and the transposed convolution that runs it backwards
     expected = torch.nn.functional.conv_transpose2d(torch.tensor(g), torch.tensor(w))
     assert_close(yt2, expected.numpy(), *tol(np.float64, 10), "conv_transpose2d")
@@ -343,15 +338,4 @@ SPACE_TO_DEPTH_CASES = [
 def test_strided_kernels_multiple_of_the_stride_match_torch(case, threads, torch):
     striate.set_num_threads(threads)
     xs, ws, stride, padding, groups = case
-    rng = np.random.default_rng(14)
-    x, w, b = (random_array(rng, s, np.float64) for s in (xs, ws, (ws[0],)))
-    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    yt = torch.nn.functional.conv2d(xt, wt, bt, stride, padding, 1, groups)
-    g = random_array(rng, tuple(yt.shape), np.float64)
-    yt.backward(torch.tensor(g))
-    kwargs = dict(stride=stride, padding=padding, groups=groups)
-    assert_close(ops.conv2d(x, w, b, **kwargs), yt.detach().numpy(), *tol(np.float64, 10), "y")
-    dx, dw, db = ops.conv2d_backward(g, x, w, **kwargs)
-    assert_close(dx, xt.grad.numpy(), *tol(np.float64, 10), "dx")
-    assert_close(dw, wt.grad.numpy(), *tol(np.float64, 10), "dw")
-    assert_close(db, bt.grad.numpy(), *tol(np.float64, 10), "db")
+    _assert_matches_torch(xs, ws, dict(stride=stride, padding=padding, groups=groups), torch, seed=14)
