@@ -4,8 +4,11 @@
 // and on free go to that class's free list unless the lists would then hold
 // more than the limit. Blocks of 4 MiB and more are 2 MiB aligned and
 // advised MADV_HUGEPAGE (transparent huge pages, where the kernel allows).
-// Smaller blocks go straight to malloc. Every block carries a 64-byte header
-// (its size class and the pointer the system gave), so free needs no size.
+// Blocks under 1 KiB (numpy's small arrays, made and dropped by the thousand
+// per training step) are kept a few per 16-byte bucket on a per-thread stack,
+// as numpy's own allocator keeps them; the sizes in between go straight to
+// malloc. Every block carries a 64-byte header (its size and the pointer the
+// system gave), so free needs no size.
 #include "allocator.h"
 
 #include <sys/mman.h>
@@ -32,7 +35,27 @@ struct Header {
   size_t usable;  // bytes after the header
   void* base;     // what malloc/posix_memalign returned
   bool cached;    // of a cacheable size class
+  bool small;     // of a small bucket (usable is a multiple of 16 below kSmallMax)
 };
+
+constexpr size_t kSmallMax = 1024, kSmallStep = 16;
+constexpr int kSmallBuckets = (int)(kSmallMax / kSmallStep), kSmallKeep = 8;
+
+// The calling thread's small blocks. The state outlives the stacks (it has no destructor): once
+// the thread's exit has destroyed them, small blocks come from and go to the system.
+struct SmallStacks {
+  Header* blocks[kSmallBuckets][kSmallKeep];
+  int count[kSmallBuckets] = {};
+  ~SmallStacks();
+};
+enum SmallState : int { kNever = 0, kAlive = 1, kDestroyed = 2 };
+thread_local int small_state = kNever;
+thread_local SmallStacks small_stacks;
+SmallStacks::~SmallStacks() {
+  small_state = kDestroyed;
+  for (int b = 0; b < kSmallBuckets; ++b)
+    for (int i = 0; i < count[b]; ++i) std::free(blocks[b][i]->base);
+}
 static_assert(sizeof(Header) <= kHeader, "header must fit its slot");
 
 // The smallest class >= bytes: m * 2^k with m in {4, 5, 6, 7}; 0 when it overflows.
@@ -74,6 +97,7 @@ Header* system_block(size_t usable, bool cached) {
   h->usable = usable;
   h->base = base;
   h->cached = cached;
+  h->small = false;
   return h;
 }
 
@@ -93,6 +117,24 @@ void release_all(Cache& c) {
 }  // namespace
 
 void* cache_alloc(size_t bytes) {
+  if (bytes < kSmallMax) {
+    const size_t usable = (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
+    const int b = (int)(usable / kSmallStep) - 1 < 0 ? 0 : (int)(usable / kSmallStep) - 1;
+    if (small_state != kDestroyed) {
+      SmallStacks& st = small_stacks;  // constructed on first use
+      small_state = kAlive;
+      if (st.count[b] > 0) return user(st.blocks[b][--st.count[b]]);
+    }
+    void* base = std::malloc(kHeader + (usable ? usable : kSmallStep));
+    if (!base) return nullptr;
+    Header* h = static_cast<Header*>(base);
+    h->magic = kMagic;
+    h->usable = usable ? usable : kSmallStep;
+    h->base = base;
+    h->cached = false;
+    h->small = true;
+    return user(h);
+  }
   if (bytes < kMinCached) {
     Header* h = system_block(bytes, false);
     return h ? user(h) : nullptr;
@@ -130,6 +172,18 @@ void cache_free(void* p) {
   if (!p) return;
   Header* h = header(p);
   if (h->magic != kMagic) std::abort();  // not ours: a corrupt heap, stop before it spreads
+  if (h->small) {
+    const int b = (int)(h->usable / kSmallStep) - 1;
+    if (small_state == kAlive) {
+      SmallStacks& st = small_stacks;
+      if (st.count[b] < kSmallKeep) {
+        st.blocks[b][st.count[b]++] = h;
+        return;
+      }
+    }
+    std::free(h->base);
+    return;
+  }
   if (!h->cached) {
     std::free(h->base);
     return;

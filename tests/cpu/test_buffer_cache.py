@@ -119,3 +119,26 @@ def test_bad_limit_in_the_environment():
 def test_stats_are_counters():
     stats = _cpu.buffer_cache_stats()
     assert set(stats) == {"cached_bytes", "cached_blocks", "limit_bytes", "hits", "misses", "allocated_bytes"}
+
+
+def test_small_blocks_freed_on_other_threads():
+    # small arrays come from per-thread stacks; freeing them on a thread that never allocated
+    # (or after that thread ended) must hand them back safely
+    made = [np.full(n, float(n)) for n in range(1, 300)]
+    moved = []
+
+    def take():
+        while made:
+            moved.append(made.pop())
+        for a in moved[:100]:
+            assert a[0] == float(a.size)
+        del moved[:100]
+
+    t = threading.Thread(target=take)
+    t.start()
+    t.join()
+    for a in moved:
+        assert a[-1] == float(a.size)
+    moved.clear()
+    again = [np.empty(n) for n in range(1, 300)]  # reuses what the main thread got back
+    assert all(a.size == n for a, n in zip(again, range(1, 300)))
