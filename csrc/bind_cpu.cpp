@@ -603,20 +603,6 @@ void batch_norm_backward(py::object dx, py::object dw, py::object db, py::array 
   });
 }
 
-void channel_affine(py::array y, py::array x, py::array scale, py::array shift) {
-  const char* op = "channel_affine";
-  const ChannelView v = channel_view(op, x);
-  dispatch_float(op, x, [&](auto t) {
-    using T = decltype(t);
-    check_array(op, "x", x, py::dtype::of<T>(), {});
-    check_array(op, "y", y, py::dtype::of<T>(), shape_of(x), true);
-    check_array(op, "scale", scale, py::dtype::of<T>(), {v.C});
-    check_array(op, "shift", shift, py::dtype::of<T>(), {v.C});
-    py::gil_scoped_release release;
-    channel_affine_cpu(mut<T>(y), cptr<T>(x), cptr<T>(scale), cptr<T>(shift), v.N, v.C, v.S);
-  });
-}
-
 // --------------------------------------------------------------- dropout
 void dropout_forward(py::array y, py::array mask, py::array x, uint64_t seed, uint64_t offset,
                      double p, double scale) {
@@ -793,7 +779,6 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("leaky_relu_backward", &leaky_relu_backward);
   m.def("batch_norm_forward", &batch_norm_forward);
   m.def("batch_norm_backward", &batch_norm_backward);
-  m.def("channel_affine", &channel_affine);
   m.def("dropout_forward", &dropout_forward);
   m.def("dropout_backward", &dropout_backward);
   m.def("philox4x32_10", &philox);

@@ -107,27 +107,11 @@ void batch_norm_backward_cpu(T* dx, T* dw, T* db, const T* g, const T* x, const 
   }
 }
 
-template <typename T>
-void channel_affine_cpu(T* y, const T* x, const T* scale, const T* shift, index_t N, index_t C,
-                        index_t S) {
-#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(N, C, S))
-  for (index_t n = 0; n < N; ++n)
-    for (index_t c = 0; c < C; ++c) {
-      const T* src = x + (n * C + c) * S;
-      T* dst = y + (n * C + c) * S;
-      const T a = scale[c], b = shift[c];
-#pragma omp simd
-      for (index_t s = 0; s < S; ++s) dst[s] = src[s] * a + b;
-    }
-}
-
 #define STRIATE_INSTANTIATE_BATCH_NORM(T)                                                      \
   template void batch_norm_forward_cpu<T>(T*, T*, T*, T*, const T*, const T*, const T*,        \
                                           index_t, index_t, index_t, double);                  \
   template void batch_norm_backward_cpu<T>(T*, T*, T*, const T*, const T*, const T*, const T*, \
-                                           const T*, index_t, index_t, index_t);               \
-  template void channel_affine_cpu<T>(T*, const T*, const T*, const T*, index_t, index_t,      \
-                                      index_t);
+                                           const T*, index_t, index_t, index_t);
 STRIATE_INSTANTIATE_BATCH_NORM(float)
 STRIATE_INSTANTIATE_BATCH_NORM(double)
 

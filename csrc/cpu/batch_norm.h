@@ -19,10 +19,4 @@ template <typename T>
 void batch_norm_backward_cpu(T* dx, T* dw, T* db, const T* g, const T* x, const T* w,
                              const T* mean, const T* invstd, index_t N, index_t C, index_t S);
 
-// y = x * scale[c] + shift[c]: eval mode with the running statistics folded
-// into a per-channel scale and shift.                         y: =
-template <typename T>
-void channel_affine_cpu(T* y, const T* x, const T* scale, const T* shift, index_t N, index_t C,
-                        index_t S);
-
 }  // namespace striate

@@ -1,14 +1,21 @@
-// conv2d.cpp: 2-D cross-correlation on the CPU, forward and backward.
-// Fast path: per image and group, im2col into a reused per-thread buffer,
-// then striate's blocked GEMM (gemm.cpp):
+// conv2d.cpp: 2-D cross-correlation on the CPU, forward and backward, on
+// striate's blocked GEMM (gemm.cpp). P = Ho*Wo, CgKK = C/groups * kh * kw.
 //   forward        y[n,g]  (Kg x P)    = w[g] (Kg x CgKK) * col[n,g] (CgKK x P)
 //   backward data  dcol    (CgKK x P)  = w[g]^T * dy[n,g], then col2im (+=) into dx
 //   backward wt.   dw[g]   (Kg x CgKK) = sum_n dy[n,g] * col[n,g]^T
-// with P = Ho*Wo and CgKK = C/groups * kh * kw. Images are spread over the
-// OpenMP threads when there are at least as many images as threads;
-// otherwise each GEMM is split over the threads instead. A 1x1, stride-1,
-// unpadded convolution skips im2col. conv2d_forward_reference_cpu is the
-// plain loop nest the fast path is tested against.
+// The weights are packed once per call for every image's GEMM, and the
+// column matrix col is packed straight into the GEMM's panels (never written
+// whole). Shapes take faster routes to the same products:
+// - stride 1: a zero-padded copy of each image whose GEMM rows are contiguous
+//   runs ("wide" output rows); backward data is the forward of dy with the
+//   flipped weights (no col2im); the weight gradient packs the copy as A;
+// - kernel a multiple of the stride: space-to-depth, then stride 1;
+// - a kernel covering the whole unpadded input: one matrix product;
+// - under 64 output positions per image: all images' columns side by side.
+// Images are spread over the OpenMP threads when there are at least as many
+// images as threads; otherwise each GEMM is split over the threads.
+// conv2d_forward_reference_cpu is the plain loop nest the tests hold every
+// route to (with PyTorch).
 #include "conv2d.h"
 
 #include <omp.h>
@@ -507,58 +514,55 @@ Conv2dGeometry space_to_depth_geometry(const Conv2dGeometry& g) {
                         kh, kw, 1, 1, 0, 0, 1, 1, g.groups};
 }
 
-// z from x (to_depth) or the gradient of x from the gradient of z (its adjoint, which writes
-// every cell of dx: a cell that no output reads gets 0).
-template <typename T>
-void space_to_depth(T* z, const T* x, const Conv2dGeometry& g, const Conv2dGeometry& gz,
-                    bool to_depth) {
+// Calls f(z_offset, x_offset) for every value of z, x_offset -1 where z is padding; the
+// calls for one (image, channel) plane of x come from one thread.
+template <typename F>
+void for_each_depth_value(const Conv2dGeometry& g, const Conv2dGeometry& gz, F f) {
   const index_t s = g.sh;
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t n = 0; n < g.N; ++n)
-    for (index_t c = 0; c < g.C; ++c) {
-      const T* xc = x + (n * g.C + c) * g.H * g.W;
-      T* xw = const_cast<T*>(xc);  // the adjoint writes x's gradient
-      if (!to_depth) std::fill(xw, xw + g.H * g.W, T(0));
+    for (index_t c = 0; c < g.C; ++c)
       for (index_t r = 0; r < s; ++r)
-        for (index_t q = 0; q < s; ++q) {
-          T* zc = z + ((n * gz.C) + (c * s + r) * s + q) * gz.H * gz.W;
+        for (index_t q = 0; q < s; ++q)
           for (index_t i = 0; i < gz.H; ++i) {
             const index_t h = s * i + r - g.pt;
-            T* zrow = zc + i * gz.W;
-            if (h < 0 || h >= g.H) {
-              if (to_depth) std::fill(zrow, zrow + gz.W, T(0));
-              continue;
-            }
+            const index_t zrow = ((n * gz.C + (c * s + r) * s + q) * gz.H + i) * gz.W;
+            const index_t xrow = ((n * g.C + c) * g.H + h) * g.W;
             for (index_t j = 0; j < gz.W; ++j) {
               const index_t w = s * j + q - g.pl;
-              const bool inside = w >= 0 && w < g.W;
-              if (to_depth)
-                zrow[j] = inside ? xc[h * g.W + w] : T(0);
-              else if (inside)
-                xw[h * g.W + w] = zrow[j];
+              f(zrow + j, h >= 0 && h < g.H && w >= 0 && w < g.W ? xrow + w : index_t(-1));
             }
           }
-        }
-    }
 }
 
-// wz from w (to_depth), or w's gradient from wz's.
+// z = space_to_depth(x).
 template <typename T>
-void rearrange_weights(T* wz, T* w, const Conv2dGeometry& g, bool to_depth) {
+void space_to_depth(T* z, const T* x, const Conv2dGeometry& g, const Conv2dGeometry& gz) {
+  for_each_depth_value(g, gz, [=](index_t zo, index_t xo) { z[zo] = xo >= 0 ? x[xo] : T(0); });
+}
+
+// dx from dz, the adjoint: every cell of x is read by at most one value of z, and a cell no
+// output reads gets 0.
+template <typename T>
+void depth_to_space(T* dx, const T* dz, const Conv2dGeometry& g, const Conv2dGeometry& gz) {
+  std::fill(dx, dx + g.N * g.C * g.H * g.W, T(0));
+  for_each_depth_value(g, gz, [=](index_t zo, index_t xo) {
+    if (xo >= 0) dx[xo] = dz[zo];
+  });
+}
+
+// Calls f(wz_offset, w_offset) for every weight.
+template <typename F>
+void for_each_depth_weight(const Conv2dGeometry& g, F f) {
   const index_t s = g.sh, kh = g.kh / s, kw = g.kw / s, Cg = g.C / g.groups;
   for (index_t k = 0; k < g.K; ++k)
     for (index_t c = 0; c < Cg; ++c)
       for (index_t r = 0; r < s; ++r)
         for (index_t q = 0; q < s; ++q)
           for (index_t a = 0; a < kh; ++a)
-            for (index_t b = 0; b < kw; ++b) {
-              T& from = w[((k * Cg + c) * g.kh + s * a + r) * g.kw + s * b + q];
-              T& to = wz[(((k * Cg + c) * s + r) * s + q) * kh * kw + a * kw + b];
-              if (to_depth)
-                to = from;
-              else
-                from = to;
-            }
+            for (index_t b = 0; b < kw; ++b)
+              f((((k * Cg + c) * s + r) * s + q) * kh * kw + a * kw + b,
+                ((k * Cg + c) * g.kh + s * a + r) * g.kw + s * b + q);
 }
 
 }  // namespace
@@ -674,8 +678,8 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
   if (use_space_to_depth(g)) {
     const Conv2dGeometry gz = space_to_depth_geometry(g);
     CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), wz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
-    space_to_depth(z.get(), x, g, gz, true);
-    rearrange_weights(wz.get(), const_cast<T*>(w), g, true);
+    space_to_depth(z.get(), x, g, gz);
+    for_each_depth_weight(g, [&](index_t zo, index_t wo) { wz.get()[zo] = w[wo]; });
     return conv2d_forward_cpu(y, z.get(), static_cast<const T*>(wz.get()), b, gz);
   }
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
@@ -691,9 +695,9 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
   if (use_space_to_depth(g)) {
     const Conv2dGeometry gz = space_to_depth_geometry(g);
     CachedBuffer<T> dz((size_t)(gz.N * gz.C * gz.H * gz.W)), wz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
-    rearrange_weights(wz.get(), const_cast<T*>(w), g, true);
+    for_each_depth_weight(g, [&](index_t zo, index_t wo) { wz.get()[zo] = w[wo]; });
     conv2d_backward_data_cpu(dz.get(), dy, static_cast<const T*>(wz.get()), gz);
-    space_to_depth(dz.get(), dx, g, gz, false);
+    depth_to_space(dx, static_cast<const T*>(dz.get()), g, gz);
     return;
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
@@ -733,9 +737,9 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
   if (use_space_to_depth(g)) {
     const Conv2dGeometry gz = space_to_depth_geometry(g);
     CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), dwz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
-    space_to_depth(z.get(), x, g, gz, true);
+    space_to_depth(z.get(), x, g, gz);
     conv2d_backward_weight_cpu(dwz.get(), dy, static_cast<const T*>(z.get()), gz);
-    rearrange_weights(dwz.get(), dw, g, false);
+    for_each_depth_weight(g, [&](index_t zo, index_t wo) { dw[wo] = dwz.get()[zo]; });
     return;
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);

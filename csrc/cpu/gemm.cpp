@@ -1,9 +1,10 @@
 // gemm.cpp: BLIS-style blocked GEMM for float and double.
 // Loop nest (outer to inner): N in NC panels -> K in KC slices (pack B) ->
 // M in MC blocks (pack A) -> NR columns -> MR rows -> micro-kernel.
-// The micro-kernel keeps an MR x NR tile of C in registers: NR is two
-// vectors of the widest SIMD registers the build targets (64 bytes with
-// AVX-512, 32 with AVX/AVX2, 16 otherwise), MR = 6 rows, i.e. 12 vector
+// The micro-kernel keeps an MR x NR tile of C in registers: NR is
+// kGemmVectors (2) vectors of the widest SIMD registers the build targets
+// (common/simd.h: 64 bytes with AVX-512, 32 with AVX/AVX2, 16 otherwise),
+// MR = gemm_panel_rows() (6) rows, i.e. 12 vector
 // accumulators plus two B vectors and one broadcast: 15 registers, which
 // fits the 16 of AVX2 as well as the 32 of AVX-512. (64-byte vectors on an
 // AVX2 machine would need 24 accumulators and spill on every step.)
@@ -21,22 +22,20 @@ namespace striate {
 
 namespace {
 
-constexpr int kVectorBytes = kSimdBytes;
-
 template <typename T>
 struct Vec;
 template <>
 struct Vec<float> {
-  typedef float type __attribute__((vector_size(kVectorBytes)));
+  typedef float type __attribute__((vector_size(kSimdBytes)));
 };
 template <>
 struct Vec<double> {
-  typedef double type __attribute__((vector_size(kVectorBytes)));
+  typedef double type __attribute__((vector_size(kSimdBytes)));
 };
 
 constexpr int MR = gemm_panel_rows();
 template <typename T>
-constexpr int lanes() { return kVectorBytes / (int)sizeof(T); }
+constexpr int lanes() { return kSimdBytes / (int)sizeof(T); }
 template <typename T>
 constexpr int NR() { return gemm_panel_width<T>(); }
 constexpr index_t KC = 256;

@@ -1,4 +1,4 @@
-"""batch_norm / batch_norm_backward / channel_affine against the float64 reference and PyTorch."""
+"""batch_norm / batch_norm_backward against the float64 reference and PyTorch."""
 import numpy as np
 import pytest
 
@@ -97,13 +97,6 @@ def test_matches_pytorch(shape):
     for got, want, what in ((y, ty, "y"), (mean, rm, "mean"), (var, rv, "var"), (dx, tx.grad, "dx"),
                             (dw, tw.grad, "dweight"), (db, tb.grad, "dbias")):
         assert_close(got, want.detach().numpy(), 1e-5, 1e-4, what)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_channel_affine(dtype):
-    x, w, b, _ = _inputs((3, 4, 5, 2), dtype, seed=9)
-    y = ops.channel_affine(x, w, b)
-    assert_close(y, x.astype(np.float64) * w.reshape(1, 4, 1, 1) + b.reshape(1, 4, 1, 1), *TOL[dtype])
 
 
 def test_bad_input():

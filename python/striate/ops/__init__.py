@@ -9,7 +9,7 @@ device's memory raises ``ArraySizeError`` (a ``ValueError`` and a
 """
 from ._check import ArraySizeError
 from .activation import leaky_relu, leaky_relu_backward, relu, relu_backward
-from .batch_norm import batch_norm, batch_norm_backward, channel_affine
+from .batch_norm import batch_norm, batch_norm_backward
 from .conv2d import conv2d, conv2d_backward, conv2d_reference
 from .conv_transpose2d import conv_transpose2d, conv_transpose2d_backward
 from .dropout import dropout, dropout_backward, philox4x32_10
@@ -25,7 +25,7 @@ __all__ = [
     "ArraySizeError",
     "pad2d", "pad2d_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",
-    "batch_norm", "batch_norm_backward", "channel_affine",
+    "batch_norm", "batch_norm_backward",
     "conv2d", "conv2d_backward", "conv2d_reference",
     "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward",

@@ -96,21 +96,6 @@ def batch_norm_backward(dy, x, weight, mean, invstd, needs=(True, True, True)):
     return dx, dw, db
 
 
-def channel_affine(x, scale, shift):
-    """``x * scale[c] + shift[c]`` per channel (axis 1): eval-mode batch norm with folded statistics."""
-    op = "channel_affine"
-    _input(op, x)
-    scale, shift = _channels(op, x, "scale", scale), _channels(op, x, "shift", shift)
-    if scale is None or shift is None:
-        raise TypeError(f"{op}: scale and shift are required")
-    if is_cuda_array(x):
-        cshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        return x * scale.reshape(cshape) + shift.reshape(cshape)
-    y = check.empty(op, x, x.shape)
-    _cpu.channel_affine(y, x, scale, shift)
-    return y
-
-
 # --- CuPy: the same formulas with the array module's element-wise operations.
 
 def _batch_norm_xp(x, weight, bias, eps):
