@@ -735,13 +735,14 @@ PYBIND11_MODULE(_cpu, m) {
 
   m.def("set_conv2d_strategy", [](const std::string& name) {
     const int s = name == "auto" ? CONV2D_AUTO : name == "per_image" ? CONV2D_PER_IMAGE
-                : name == "batched" ? CONV2D_BATCHED : -1;
-    require(s >= 0, "set_conv2d_strategy: expected 'auto', 'per_image' or 'batched', got '" + name + "'");
+                : name == "batched" ? CONV2D_BATCHED : name == "direct" ? CONV2D_DIRECT : -1;
+    require(s >= 0, "set_conv2d_strategy: expected 'auto', 'per_image', 'batched' or 'direct', got '" + name + "'");
     set_conv2d_strategy_cpu(s);
   });
   m.def("get_conv2d_strategy", []() {
     const int s = get_conv2d_strategy_cpu();
-    return std::string(s == CONV2D_PER_IMAGE ? "per_image" : s == CONV2D_BATCHED ? "batched" : "auto");
+    return std::string(s == CONV2D_PER_IMAGE ? "per_image" : s == CONV2D_BATCHED ? "batched"
+                       : s == CONV2D_DIRECT ? "direct" : "auto");
   });
 
   m.def("conv_output_size", &conv_output_size);

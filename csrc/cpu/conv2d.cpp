@@ -484,6 +484,223 @@ void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2d
   }
 }
 
+// ------------------------------------------------------------------------
+// Direct stride-1 convolution: no column matrix, no packing of the image.
+// A micro-tile of RH x RW output positions (rows of one image) by V vectors of
+// output channels stays in registers. For every tap (c, a, b) the kernel loads
+// V vectors of the packed weights wd[kt][c][a][b][V*L] and multiplies them by
+// the RH*RW input values xp[c][oh + i + a*dh][ow + j + b*dw], broadcast
+// straight from a zero-padded copy of the images: within a tile row those sit
+// at constant offsets, so no column matrix is built. The tile goes back to NCHW
+// through a small transpose (RH*RW*V*L stores against Cg*kh*kw times as many
+// FMAs). Small maps with many channels, where one image's GEMM is thin, and
+// deep layers, where im2col's packing costs as much as the FMAs, gain most.
+// Backward data runs it on the flipped geometry.
+
+// The register tiles the direct kernel is compiled for: rows x columns of output positions
+// by vectors of output channels, at most kDirectAccumulators accumulators.
+struct DirectTile {
+  int rh, rw, v;
+};
+#if defined(__AVX512F__)
+constexpr int kDirectAccumulators = 28;  // of 32 vector registers
+constexpr DirectTile kDirectTiles[] = {
+    {1, 14, 2}, {2, 7, 2}, {1, 12, 2}, {2, 6, 2}, {3, 4, 2}, {1, 8, 2}, {1, 7, 2}, {2, 4, 2}, {1, 4, 2},
+    {1, 28, 1}, {2, 14, 1}, {4, 7, 1}, {1, 24, 1}, {2, 12, 1}, {3, 8, 1}, {4, 6, 1}, {1, 16, 1},
+    {2, 8, 1},  {4, 4, 1},  {2, 4, 1}};
+#else
+constexpr int kDirectAccumulators = 12;  // of 16 vector registers
+constexpr DirectTile kDirectTiles[] = {{1, 6, 2}, {2, 3, 2}, {1, 4, 2},  {2, 2, 2}, {1, 12, 1},
+                                       {2, 6, 1}, {3, 4, 1}, {4, 3, 1},  {1, 8, 1}, {1, 7, 1},
+                                       {2, 4, 1}, {4, 2, 1}};
+#endif
+constexpr int kDirectTileCount = sizeof(kDirectTiles) / sizeof(kDirectTiles[0]);
+
+template <typename T>
+constexpr int direct_lanes() { return kSimdBytes / (int)sizeof(T); }
+
+// Estimated cycles of a tile choice: per tap, the FMAs (two per cycle) or the loads (V weight
+// vectors and R broadcasts, two per cycle), whichever is longer, at least the eight chains two
+// FMA pipes of latency four need, plus the loop's own step; times the tiles, including the
+// positions past the map's edge a tile computes and drops.
+template <typename T>
+double direct_cost(const Conv2dGeometry& g, const DirectTile& t) {
+  const index_t VL = t.v * direct_lanes<T>(), Kg = g.K / g.groups;
+  const double R = t.rh * t.rw;
+  const double tiles = double((Kg + VL - 1) / VL) * double((g.Ho + t.rh - 1) / t.rh) *
+                       double((g.Wo + t.rw - 1) / t.rw);
+  const double step = std::max({R * t.v / 2.0, (R + t.v) / 2.0, 4.0}) + 0.5;
+  return tiles * step;
+}
+
+template <typename T>
+int best_direct_tile(const Conv2dGeometry& g) {
+  int best = 0;
+  for (int i = 1; i < kDirectTileCount; ++i)
+    if (direct_cost<T>(g, kDirectTiles[i]) < direct_cost<T>(g, kDirectTiles[best])) best = i;
+  return best;
+}
+
+// The padded planes the direct kernel reads: every tile's rows and columns, with the taps'
+// reach below and right of them (zeros past the padding).
+inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
+  WideShape s(g);
+  s.Hp = (g.Ho + t.rh - 1) / t.rh * t.rh + g.dh * (g.kh - 1);
+  s.Wp = (g.Wo + t.rw - 1) / t.rw * t.rw + g.dw * (g.kw - 1);
+  return s;
+}
+
+// tile[i*RW + j][l] = sum over c, a, b of xq[c*plane + (i + a*dh)*Wp + j + b*dw] * wk[tap][l].
+// K3 compiles the 3x3, undilated kernel's taps out (K3 false: kh, kw, dh, dw from g).
+template <typename T, int RH, int RW, int V, bool K3>
+void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __restrict wk,
+                 const Conv2dGeometry& g, T* __restrict tile) {
+  typedef T Vt __attribute__((vector_size(kSimdBytes)));
+  constexpr int L = direct_lanes<T>();
+  Vt acc[RH * RW][V];
+#pragma GCC unroll 32
+  for (int r = 0; r < RH * RW; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = Vt{};
+  // One tap: the weight vectors at wt times the tile's inputs from xb on.
+  auto tap = [&](const T* __restrict xb, const T* __restrict wt) __attribute__((always_inline)) {
+    Vt w[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) std::memcpy(&w[v], wt + v * L, sizeof(Vt));
+#pragma GCC unroll 8
+    for (int i = 0; i < RH; ++i)
+#pragma GCC unroll 32
+      for (int j = 0; j < RW; ++j) {
+        const T s = xb[i * Wp + j];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[i * RW + j][v] += s * w[v];
+      }
+    // Keeps the next tap's loads after this tap's FMAs: hoisted, they would take the registers
+    // of the accumulators and spill them (GCC does that on unrolled taps).
+    asm volatile("" ::: "memory");
+  };
+  const index_t Cg = g.C / g.groups;
+  if constexpr (K3) {
+    for (index_t c = 0; c < Cg; ++c, xq += plane, wk += 9 * V * L) {
+#pragma GCC unroll 3
+      for (int a = 0; a < 3; ++a)
+#pragma GCC unroll 3
+        for (int b = 0; b < 3; ++b) tap(xq + a * Wp + b, wk + (a * 3 + b) * V * L);
+    }
+  } else {
+    const index_t row_step = g.dh * Wp;
+    for (index_t c = 0; c < Cg; ++c, xq += plane) {
+      const T* xa = xq;
+      for (index_t a = 0; a < g.kh; ++a, xa += row_step) {
+        const T* xb = xa;
+        for (index_t b = 0; b < g.kw; ++b, xb += g.dw, wk += V * L) tap(xb, wk);
+      }
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < RH * RW; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) std::memcpy(tile + r * V * L + v * L, &acc[r][v], sizeof(Vt));
+}
+
+// Scratch values the direct pass takes for g: the padded images and the packed weights.
+template <typename T>
+index_t direct_values(const Conv2dGeometry& g) {
+  const DirectTile& t = kDirectTiles[best_direct_tile<T>(g)];
+  const WideShape s = direct_shape(g, t);
+  const index_t VL = t.v * direct_lanes<T>(), Kg = g.K / g.groups;
+  const index_t images[] = {g.N, g.C, s.Hp, s.Wp};
+  const index_t weights[] = {g.groups, (Kg + VL - 1) / VL * VL, g.C / g.groups, g.kh, g.kw};
+  const index_t a = checked_product(images, 4), b = checked_product(weights, 5);
+  index_t total;
+  if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
+  return total;
+}
+
+template <typename T, int RH, int RW, int V>
+void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeometry& g) {
+  constexpr index_t VL = V * direct_lanes<T>();
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw, depth = Cg * taps;
+  const index_t KT = (Kg + VL - 1) / VL, TH = (g.Ho + RH - 1) / RH, TW = (g.Wo + RW - 1) / RW;
+  const WideShape s = direct_shape(g, DirectTile{RH, RW, V});
+  const index_t plane = s.Hp * s.Wp;
+  CachedBuffer<T> xp((size_t)(g.N * g.C * plane)), wd((size_t)(g.groups * KT * depth * VL));
+  T* wdp = wd.get();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t gk = 0; gk < g.groups * KT; ++gk)
+    for (index_t d = 0; d < depth; ++d) {
+      const index_t gi = gk / KT, k0 = (gk % KT) * VL;
+      T* dst = wdp + (gk * depth + d) * VL;
+      for (index_t l = 0; l < VL; ++l)
+        dst[l] = k0 + l < Kg ? w[(gi * Kg + k0 + l) * depth + d] : T(0);
+    }
+  T* xpp = xp.get();
+#pragma omp parallel for schedule(static)
+  for (index_t n = 0; n < g.N; ++n) pad_planes(xpp + n * g.C * plane, x + n * g.C * g.H * g.W, g.C, g, s);
+  // Items (image, group, channel tile, tile row), consecutive ones on one thread: the channel
+  // tile outermost when all the weights outweigh all the padded images (deep layers: each
+  // tile's weights stay in L2 for every image), else the image outermost.
+  const index_t items = g.N * g.groups * KT * TH;
+  const bool weights_outer = g.K * depth > g.N * g.C * plane;
+  const bool k3 = g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1;
+#pragma omp parallel for schedule(static)
+  for (index_t item = 0; item < items; ++item) {
+    const index_t th = item % TH;
+    index_t n, gi, kt;
+    if (weights_outer) {
+      n = (item / TH) % g.N;
+      kt = (item / (TH * g.N)) % KT;
+      gi = item / (TH * g.N * KT);
+    } else {
+      kt = (item / TH) % KT;
+      gi = (item / (TH * KT)) % g.groups;
+      n = item / (TH * KT * g.groups);
+    }
+    const T* wk = wdp + (gi * KT + kt) * depth * VL;
+    const T* xq = xpp + (n * g.C + gi * Cg) * plane + th * RH * s.Wp;
+    const index_t kcount = std::min(VL, Kg - kt * VL), rows = std::min<index_t>(RH, g.Ho - th * RH);
+    alignas(64) T tile[RH * RW * VL];
+    for (index_t tw = 0; tw < TW; ++tw) {
+      if (k3)
+        direct_tile<T, RH, RW, V, true>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+      else
+        direct_tile<T, RH, RW, V, false>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+      const index_t cols = std::min<index_t>(RW, g.Wo - tw * RW);
+      for (index_t l = 0; l < kcount; ++l) {
+        const index_t k = gi * Kg + kt * VL + l;
+        const T b = bias ? bias[k] : T(0);
+        T* yk = y + ((n * g.K + k) * g.Ho + th * RH) * g.Wo + tw * RW;
+        for (index_t i = 0; i < rows; ++i)
+          for (index_t j = 0; j < cols; ++j) yk[i * g.Wo + j] = tile[(i * RW + j) * VL + l] + b;
+      }
+    }
+  }
+}
+
+template <typename T, int I = 0>
+void direct_forward_tile(int index, T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  if constexpr (I < kDirectTileCount) {
+    if (index == I)
+      return direct_forward<T, kDirectTiles[I].rh, kDirectTiles[I].rw, kDirectTiles[I].v>(y, x, w, b, g);
+    direct_forward_tile<T, I + 1>(index, y, x, w, b, g);
+  }
+}
+
+// y = conv(x, w) + b by the direct kernel (stride 1), with the tile that costs least for g.
+template <typename T>
+void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
+  direct_forward_tile<T>(best_direct_tile<T>(g), y, x, w, b, g);
+}
+
+// Whether the direct kernel runs g: forced for every stride-1 convolution by CONV2D_DIRECT;
+// under CONV2D_AUTO for stride-1 convolutions with enough channels to fill a tap loop.
+bool use_direct(const Conv2dGeometry& g) {
+  const int strategy = conv_strategy.load(std::memory_order_relaxed);
+  if (g.sh != 1 || g.sw != 1) return false;
+  if (strategy == CONV2D_DIRECT) return true;
+  return strategy == CONV2D_AUTO && !is_pointwise(g) && g.C / g.groups >= 8;
+}
+
 // A kernel that covers the whole unpadded input once (a 1x1 output, as in a
 // DCGAN discriminator's last layer or a convolutional classifier head) is a
 // fully connected layer: y (N x K) = x (N x CHW) * w^T, no im2col. Used under
@@ -569,7 +786,42 @@ void for_each_depth_weight(const Conv2dGeometry& g, F f) {
 
 void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
 
+namespace {
+
+// The direct kernel's padded images and packed weights (forward), or backward data's with the
+// flipped weights, whichever is larger; 0 where neither runs direct.
+index_t direct_workspace_values(const Conv2dGeometry& g, size_t elem) {
+  auto values = [elem](const Conv2dGeometry& h) {
+    return elem == sizeof(double) ? direct_values<double>(h) : direct_values<float>(h);
+  };
+  const Conv2dGeometry f = flipped_geometry(g);
+  index_t fwd = use_direct(g) ? values(g) : 0, bwd = 0;
+  if (g.sh == 1 && g.sw == 1 && use_direct(f)) {
+    const index_t flipped_sizes[] = {g.C, g.K / g.groups, g.kh, g.kw};
+    const index_t flipped = checked_product(flipped_sizes, 4);
+    bwd = values(f);
+    if (flipped == kSizeOverflow || bwd == kSizeOverflow || !checked_add(bwd, flipped, &bwd))
+      return kSizeOverflow;
+  }
+  if (fwd == kSizeOverflow) return kSizeOverflow;
+  return std::max(fwd, bwd);
+}
+
+// The GEMM routes' workspace (the per-image, batched, space-to-depth paths).
+index_t gemm_workspace_values(const Conv2dGeometry& g, size_t elem);
+
+}  // namespace
+
 index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
+  if (is_dense(g)) return 0;
+  const index_t direct = direct_workspace_values(g, elem), gemm = gemm_workspace_values(g, elem);
+  if (direct == kSizeOverflow || gemm == kSizeOverflow) return kSizeOverflow;
+  return std::max(direct, gemm);
+}
+
+namespace {
+
+index_t gemm_workspace_values(const Conv2dGeometry& g, size_t elem) {
   if (is_dense(g)) return 0;
   if (use_space_to_depth(g)) {  // z (or dz) and the rearranged weights, then gz's own
     const Conv2dGeometry gz = space_to_depth_geometry(g);
@@ -603,6 +855,8 @@ index_t conv2d_workspace_values_cpu(const Conv2dGeometry& g, size_t elem) {
   if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
   return total;
 }
+}  // namespace
+
 int get_conv2d_strategy_cpu() { return conv_strategy.load(); }
 
 namespace {
@@ -682,6 +936,7 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
     for_each_depth_weight(g, [&](index_t zo, index_t wo) { wz.get()[zo] = w[wo]; });
     return conv2d_forward_cpu(y, z.get(), static_cast<const T*>(wz.get()), b, gz);
   }
+  if (use_direct(g)) return conv2d_forward_direct(y, x, w, b, g);
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
 }
@@ -699,6 +954,12 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
     conv2d_backward_data_cpu(dz.get(), dy, static_cast<const T*>(wz.get()), gz);
     depth_to_space(dx, static_cast<const T*>(dz.get()), g, gz);
     return;
+  }
+  if (g.sh == 1 && g.sw == 1 && use_direct(flipped_geometry(g))) {
+    CachedBuffer<T> flipped((size_t)(g.C * (g.K / g.groups * g.kh * g.kw)));
+    flip_weights(flipped.get(), w, g);
+    return conv2d_forward_direct(dx, dy, static_cast<const T*>(flipped.get()), static_cast<const T*>(nullptr),
+                                 flipped_geometry(g));
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
   if (g.sh == 1 && g.sw == 1 && !is_pointwise(g) && use_wide(flipped_geometry(g))) {

@@ -228,7 +228,7 @@ STRATEGY_CASES = FAST + [
 ]
 
 
-@pytest.fixture(params=("per_image", "batched"))
+@pytest.fixture(params=("per_image", "batched", "direct"))
 def conv_strategy(request):
     striate._cpu.set_conv2d_strategy(request.param)
     yield request.param
@@ -339,3 +339,40 @@ def test_strided_kernels_multiple_of_the_stride_match_torch(case, threads, torch
     striate.set_num_threads(threads)
     xs, ws, stride, padding, groups = case
     _assert_matches_torch(xs, ws, dict(stride=stride, padding=padding, groups=groups), torch, seed=14)
+
+
+# The direct kernel (stride 1, no GEMM) picks a register tile of output rows x columns x
+# channel vectors by shape: maps narrower and wider than its tiles, channel counts off the
+# vector width, the 3x3 kernel it compiles out and others (dilated, rectangular, 1x1),
+# paddings past the kernel (backward data's flipped padding turns negative) and groups.
+DIRECT_CASES = [
+    ((2, 8, 7, 7), (40, 8, 3, 3), 1, 1, 1, 1),
+    ((3, 16, 4, 4), (33, 16, 3, 3), 1, 1, 1, 1),
+    ((2, 5, 13, 29), (20, 5, 3, 3), 1, 1, 1, 1),
+    ((1, 12, 1, 17), (16, 12, 3, 3), 1, (1, 1), 1, 1),
+    ((2, 9, 11, 6), (7, 9, 5, 3), 1, (2, 1), 1, 1),
+    ((2, 6, 9, 9), (10, 6, 3, 3), 1, 2, 2, 1),
+    ((2, 4, 6, 5), (6, 4, 3, 3), 1, 3, 1, 1),
+    ((2, 8, 5, 5), (12, 4, 3, 3), 1, 1, 1, 2),
+    ((3, 10, 6, 6), (17, 10, 1, 1), 1, 0, 1, 1),
+    ((2, 8, 8, 8), (8, 8, 3, 3), 1, "same", 1, 1),
+]
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=[f"x{c[0]}-w{c[1]}-p{c[3]}-d{c[4]}-g{c[5]}".replace(" ", "")
+                                                    for c in DIRECT_CASES])
+def test_direct_kernel_matches_torch(case, threads, torch):
+    striate.set_num_threads(threads)
+    xs, ws, stride, padding, dilation, groups = case
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    striate._cpu.set_conv2d_strategy("direct")
+    try:
+        _assert_matches_torch(xs, ws, kwargs, torch, seed=17)
+        # float32 through the same tiles (the vector width doubles)
+        rng = np.random.default_rng(19)
+        x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
+        yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None, **kwargs)
+        assert_close(ops.conv2d(x, w, None, **kwargs), yt.numpy(), *tol(np.float32, 10), "y float32")
+    finally:
+        striate._cpu.set_conv2d_strategy("auto")
