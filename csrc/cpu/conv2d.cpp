@@ -701,6 +701,144 @@ bool use_direct(const Conv2dGeometry& g) {
   return strategy == CONV2D_AUTO && !is_pointwise(g) && g.C / g.groups >= 8;
 }
 
+// The direct weight gradient of a 3x3, stride-1, undilated convolution:
+//   dw[k][c][a][b] = sum over n, oh, ow of dy[n][k][oh][ow] * xp[n][c][oh + a][ow + b].
+// A register tile holds the nine taps of one input channel c for V vectors of output
+// channels; for every output position it loads V vectors of dy transposed to channels-last
+// (per tile, dyt[tile][n][p][lane]) and broadcasts the nine inputs around it from the padded planes (constant
+// offsets from one row pointer). The sum over positions stays in registers: tiles are
+// independent (no per-thread partial gradients, deterministic for any thread count), and no
+// column matrix is built. Positions run in chunks of images whose dyt block stays in L2.
+bool use_direct_weight(const Conv2dGeometry& g) {
+  const int strategy = conv_strategy.load(std::memory_order_relaxed);
+  if (strategy != CONV2D_AUTO && strategy != CONV2D_DIRECT) return false;
+  return g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 &&
+         (strategy == CONV2D_DIRECT || g.C / g.groups >= 8);
+}
+
+// Channel vectors per weight-gradient tile: nine accumulators each, at most
+// kDirectAccumulators in all; the count that wastes least on padding channels.
+template <typename T>
+int direct_weight_vectors(const Conv2dGeometry& g) {
+  const index_t Kg = g.K / g.groups;
+  int best = 1;
+  double best_cost = 0;
+  for (int v = 1; 9 * v <= kDirectAccumulators; ++v) {
+    const index_t VL = v * direct_lanes<T>();
+    const double cost = double((Kg + VL - 1) / VL) * std::max({9.0 * v / 2, (9.0 + v) / 2, 4.0}) + 0.5;
+    if (v == 1 || cost < best_cost) best = v, best_cost = cost;
+  }
+  return best;
+}
+
+// Images per chunk: their dyt block (positions x the tile's channels) within about 512 KiB.
+template <typename T>
+index_t direct_weight_chunk(const Conv2dGeometry& g, index_t VL) {
+  const index_t per_image = g.Ho * g.Wo * VL * (index_t)sizeof(T);
+  return std::max<index_t>(1, std::min<index_t>(g.N, (index_t(512) << 10) / std::max<index_t>(per_image, 1)));
+}
+
+// Scratch values: padded images, dyt and the tiles' running sums.
+template <typename T>
+index_t direct_weight_values(const Conv2dGeometry& g) {
+  const index_t VL = direct_weight_vectors<T>(g) * direct_lanes<T>(), Kg = g.K / g.groups;
+  const index_t KP = g.groups * ((Kg + VL - 1) / VL * VL);
+  const WideShape s(g);
+  const index_t images[] = {g.N, g.C, s.Hp, s.Wp}, dyt[] = {g.N, g.Ho, g.Wo, KP}, sums[] = {KP, g.C / g.groups, 9};
+  const index_t a = checked_product(images, 4), b = checked_product(dyt, 4), c = checked_product(sums, 3);
+  index_t total;
+  if (a == kSizeOverflow || b == kSizeOverflow || c == kSizeOverflow || !checked_add(a, b, &total) ||
+      !checked_add(total, c, &total))
+    return kSizeOverflow;
+  return total;
+}
+
+template <typename T, int V>
+void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  typedef T Vt __attribute__((vector_size(kSimdBytes)));
+  constexpr int L = direct_lanes<T>();
+  constexpr index_t VL = V * L;
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, P = g.Ho * g.Wo;
+  const index_t KT = (Kg + VL - 1) / VL, KP = g.groups * KT * VL;
+  const WideShape s(g);
+  const index_t plane = s.Hp * s.Wp, Wp = s.Wp;
+  CachedBuffer<T> xp((size_t)(g.N * g.C * plane)), dyt((size_t)(g.N * P * KP)),
+      sums((size_t)(KP * Cg * 9));
+  T *xpp = xp.get(), *dytp = dyt.get(), *sump = sums.get();
+#pragma omp parallel for schedule(static)
+  for (index_t n = 0; n < g.N; ++n) {
+    pad_planes(xpp + n * g.C * plane, x + n * g.C * g.H * g.W, g.C, g, s);
+    // dyt[gi*KT + kt][n][p][l] = dy[n][gi*Kg + kt*VL + l][p], zeros past Kg: each tile's
+    // stream of positions contiguous
+    for (index_t gk = 0; gk < g.groups * KT; ++gk) {
+      const index_t gi = gk / KT, k0 = (gk % KT) * VL;
+      T* dst = dytp + (gk * g.N + n) * P * VL;
+      for (index_t l = 0; l < VL; ++l) {
+        if (k0 + l < Kg) {
+          const T* src = dy + (n * g.K + gi * Kg + k0 + l) * P;
+          for (index_t p = 0; p < P; ++p) dst[p * VL + l] = src[p];
+        } else {
+          for (index_t p = 0; p < P; ++p) dst[p * VL + l] = T(0);
+        }
+      }
+    }
+  }
+  const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg;
+  for (index_t n0 = 0; n0 < g.N; n0 += chunk) {
+    const index_t n1 = std::min(g.N, n0 + chunk);
+#pragma omp parallel for schedule(static)
+    for (index_t item = 0; item < items; ++item) {
+      const index_t c = item % Cg, gk = item / Cg, gi = gk / KT;  // gk = gi*KT + kt
+      T* sum = sump + item * 9 * VL;
+      Vt acc[9][V];
+      for (int t = 0; t < 9; ++t)
+        for (int v = 0; v < V; ++v) {
+          if (n0 == 0)
+            acc[t][v] = Vt{};
+          else
+            std::memcpy(&acc[t][v], sum + (t * V + v) * L, sizeof(Vt));
+        }
+      for (index_t n = n0; n < n1; ++n)
+        for (index_t oh = 0; oh < g.Ho; ++oh) {
+          const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh) * Wp;
+          const T* dr = dytp + ((gk * g.N + n) * P + oh * g.Wo) * VL;
+          for (index_t ow = 0; ow < g.Wo; ++ow, ++xr, dr += VL) {
+            Vt d[V];
+#pragma GCC unroll 4
+            for (int v = 0; v < V; ++v) std::memcpy(&d[v], dr + v * L, sizeof(Vt));
+#pragma GCC unroll 3
+            for (int a = 0; a < 3; ++a)
+#pragma GCC unroll 3
+              for (int b = 0; b < 3; ++b) {
+                const T xv = xr[a * Wp + b];
+#pragma GCC unroll 4
+                for (int v = 0; v < V; ++v) acc[a * 3 + b][v] += xv * d[v];
+              }
+          }
+        }
+      for (int t = 0; t < 9; ++t)
+        for (int v = 0; v < V; ++v) std::memcpy(sum + (t * V + v) * L, &acc[t][v], sizeof(Vt));
+    }
+  }
+  // dw[gi*Kg + k][c][t] from the sums (item (gi, kt, c), tap t, lane k - kt*VL)
+#pragma omp parallel for schedule(static)
+  for (index_t gk = 0; gk < g.groups * Kg; ++gk) {
+    const index_t gi = gk / Kg, k = gk % Kg, kt = k / VL, l = k % VL;
+    for (index_t c = 0; c < Cg; ++c) {
+      const T* sum = sump + ((gi * KT + kt) * Cg + c) * 9 * VL;
+      for (int t = 0; t < 9; ++t) dw[(gk * Cg + c) * 9 + t] = sum[t * VL + l];
+    }
+  }
+}
+
+template <typename T, int V = 1>
+void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dGeometry& g, int vectors) {
+  if constexpr (9 * V <= kDirectAccumulators) {
+    if (vectors == V) return direct_weight<T, V>(dw, dy, x, g);
+    conv2d_backward_weight_direct<T, V + 1>(dw, dy, x, g, vectors);
+  }
+}
+
 // A kernel that covers the whole unpadded input once (a 1x1 output, as in a
 // DCGAN discriminator's last layer or a convolutional classifier head) is a
 // fully connected layer: y (N x K) = x (N x CHW) * w^T, no im2col. Used under
@@ -788,8 +926,8 @@ void set_conv2d_strategy_cpu(int strategy) { conv_strategy.store(strategy); }
 
 namespace {
 
-// The direct kernel's padded images and packed weights (forward), or backward data's with the
-// flipped weights, whichever is larger; 0 where neither runs direct.
+// The direct kernels' buffers (forward; backward data's with the flipped weights; the weight
+// gradient's), the largest of them; 0 where none runs direct.
 index_t direct_workspace_values(const Conv2dGeometry& g, size_t elem) {
   auto values = [elem](const Conv2dGeometry& h) {
     return elem == sizeof(double) ? direct_values<double>(h) : direct_values<float>(h);
@@ -803,8 +941,10 @@ index_t direct_workspace_values(const Conv2dGeometry& g, size_t elem) {
     if (flipped == kSizeOverflow || bwd == kSizeOverflow || !checked_add(bwd, flipped, &bwd))
       return kSizeOverflow;
   }
-  if (fwd == kSizeOverflow) return kSizeOverflow;
-  return std::max(fwd, bwd);
+  const index_t wgt = !use_direct_weight(g) ? 0
+                      : elem == sizeof(double) ? direct_weight_values<double>(g) : direct_weight_values<float>(g);
+  if (fwd == kSizeOverflow || wgt == kSizeOverflow) return kSizeOverflow;
+  return std::max({fwd, bwd, wgt});
 }
 
 // The GEMM routes' workspace (the per-image, batched, space-to-depth paths).
@@ -1003,6 +1143,8 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     for_each_depth_weight(g, [&](index_t zo, index_t wo) { dw[wo] = dwz.get()[zo]; });
     return;
   }
+  if (use_direct_weight(g))
+    return conv2d_backward_weight_direct<T>(dw, dy, x, g, direct_weight_vectors<T>(g));
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
