@@ -541,6 +541,13 @@ int best_direct_tile(const Conv2dGeometry& g) {
   return best;
 }
 
+// The kernel size of an undilated 3x3 or 2x2 kernel (the direct kernels' compiled tap
+// loops; space-to-depth turns 4x4 stride-2 layers into 2x2 ones), else 0.
+inline int undilated_square(const Conv2dGeometry& g) {
+  if (g.dh != 1 || g.dw != 1 || g.kh != g.kw) return 0;
+  return g.kh == 3 || g.kh == 2 ? (int)g.kh : 0;
+}
+
 // The padded planes the direct kernel reads: every tile's rows and columns, with the taps'
 // reach below and right of them (zeros past the padding).
 inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
@@ -551,8 +558,8 @@ inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
 }
 
 // tile[i*RW + j][l] = sum over c, a, b of xq[c*plane + (i + a*dh)*Wp + j + b*dw] * wk[tap][l].
-// K3 compiles the 3x3, undilated kernel's taps out (K3 false: kh, kw, dh, dw from g).
-template <typename T, int RH, int RW, int V, bool K3>
+// KS > 0 compiles the taps of an undilated KS x KS kernel out (KS 0: kh, kw, dh, dw from g).
+template <typename T, int RH, int RW, int V, int KS>
 void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __restrict wk,
                  const Conv2dGeometry& g, T* __restrict tile) {
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
@@ -580,12 +587,12 @@ void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __r
     asm volatile("" ::: "memory");
   };
   const index_t Cg = g.C / g.groups;
-  if constexpr (K3) {
-    for (index_t c = 0; c < Cg; ++c, xq += plane, wk += 9 * V * L) {
-#pragma GCC unroll 3
-      for (int a = 0; a < 3; ++a)
-#pragma GCC unroll 3
-        for (int b = 0; b < 3; ++b) tap(xq + a * Wp + b, wk + (a * 3 + b) * V * L);
+  if constexpr (KS > 0) {
+    for (index_t c = 0; c < Cg; ++c, xq += plane, wk += KS * KS * V * L) {
+#pragma GCC unroll 8
+      for (int a = 0; a < KS; ++a)
+#pragma GCC unroll 8
+        for (int b = 0; b < KS; ++b) tap(xq + a * Wp + b, wk + (a * KS + b) * V * L);
     }
   } else {
     const index_t row_step = g.dh * Wp;
@@ -642,7 +649,7 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
   // tile's weights stay in L2 for every image), else the image outermost.
   const index_t items = g.N * g.groups * KT * TH;
   const bool weights_outer = g.K * depth > g.N * g.C * plane;
-  const bool k3 = g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1;
+  const int square = undilated_square(g);
 #pragma omp parallel for schedule(static)
   for (index_t item = 0; item < items; ++item) {
     const index_t th = item % TH;
@@ -661,10 +668,12 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
     const index_t kcount = std::min(VL, Kg - kt * VL), rows = std::min<index_t>(RH, g.Ho - th * RH);
     alignas(64) T tile[RH * RW * VL];
     for (index_t tw = 0; tw < TW; ++tw) {
-      if (k3)
-        direct_tile<T, RH, RW, V, true>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+      if (square == 3)
+        direct_tile<T, RH, RW, V, 3>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+      else if (square == 2)
+        direct_tile<T, RH, RW, V, 2>(xq + tw * RW, plane, s.Wp, wk, g, tile);
       else
-        direct_tile<T, RH, RW, V, false>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+        direct_tile<T, RH, RW, V, 0>(xq + tw * RW, plane, s.Wp, wk, g, tile);
       const index_t cols = std::min<index_t>(RW, g.Wo - tw * RW);
       for (index_t l = 0; l < kcount; ++l) {
         const index_t k = gi * Kg + kt * VL + l;
@@ -701,31 +710,32 @@ bool use_direct(const Conv2dGeometry& g) {
   return strategy == CONV2D_AUTO && !is_pointwise(g) && g.C / g.groups >= 8;
 }
 
-// The direct weight gradient of a 3x3, stride-1, undilated convolution:
+// The direct weight gradient of a stride-1 convolution with an undilated 3x3 or 2x2 kernel:
 //   dw[k][c][a][b] = sum over n, oh, ow of dy[n][k][oh][ow] * xp[n][c][oh + a][ow + b].
-// A register tile holds the nine taps of one input channel c for V vectors of output
+// A register tile holds the taps of one input channel c for V vectors of output
 // channels; for every output position it loads V vectors of dy transposed to channels-last
-// (per tile, dyt[tile][n][p][lane]) and broadcasts the nine inputs around it from the padded planes (constant
+// (per tile, dyt[tile][n][p][lane]) and broadcasts the inputs around it from the padded planes (constant
 // offsets from one row pointer). The sum over positions stays in registers: tiles are
 // independent (no per-thread partial gradients, deterministic for any thread count), and no
 // column matrix is built. Positions run in chunks of images whose dyt block stays in L2.
 bool use_direct_weight(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (strategy != CONV2D_AUTO && strategy != CONV2D_DIRECT) return false;
-  return g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 &&
+  return g.sh == 1 && g.sw == 1 && undilated_square(g) > 0 &&
          (strategy == CONV2D_DIRECT || g.C / g.groups >= 8);
 }
 
-// Channel vectors per weight-gradient tile: nine accumulators each, at most
-// kDirectAccumulators in all; the count that wastes least on padding channels.
+// Channel vectors per weight-gradient tile: one accumulator per tap each, at most
+// kDirectAccumulators in all; the count that costs least (direct_cost's model).
 template <typename T>
 int direct_weight_vectors(const Conv2dGeometry& g) {
   const index_t Kg = g.K / g.groups;
+  const double taps = double(g.kh * g.kw);
   int best = 1;
   double best_cost = 0;
-  for (int v = 1; 9 * v <= kDirectAccumulators; ++v) {
+  for (int v = 1; taps * v <= kDirectAccumulators; ++v) {
     const index_t VL = v * direct_lanes<T>();
-    const double cost = double((Kg + VL - 1) / VL) * std::max({9.0 * v / 2, (9.0 + v) / 2, 4.0}) + 0.5;
+    const double cost = double((Kg + VL - 1) / VL) * (std::max({taps * v / 2, (taps + v) / 2, 4.0}) + 0.5);
     if (v == 1 || cost < best_cost) best = v, best_cost = cost;
   }
   return best;
@@ -744,7 +754,8 @@ index_t direct_weight_values(const Conv2dGeometry& g) {
   const index_t VL = direct_weight_vectors<T>(g) * direct_lanes<T>(), Kg = g.K / g.groups;
   const index_t KP = g.groups * ((Kg + VL - 1) / VL * VL);
   const WideShape s(g);
-  const index_t images[] = {g.N, g.C, s.Hp, s.Wp}, dyt[] = {g.N, g.Ho, g.Wo, KP}, sums[] = {KP, g.C / g.groups, 9};
+  const index_t images[] = {g.N, g.C, s.Hp, s.Wp}, dyt[] = {g.N, g.Ho, g.Wo, KP},
+                sums[] = {KP, g.C / g.groups, g.kh * g.kw};
   const index_t a = checked_product(images, 4), b = checked_product(dyt, 4), c = checked_product(sums, 3);
   index_t total;
   if (a == kSizeOverflow || b == kSizeOverflow || c == kSizeOverflow || !checked_add(a, b, &total) ||
@@ -753,8 +764,9 @@ index_t direct_weight_values(const Conv2dGeometry& g) {
   return total;
 }
 
-template <typename T, int V>
+template <typename T, int V, int KS>
 void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  constexpr int taps = KS * KS;
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
   constexpr int L = direct_lanes<T>();
   constexpr index_t VL = V * L;
@@ -763,7 +775,7 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   const WideShape s(g);
   const index_t plane = s.Hp * s.Wp, Wp = s.Wp;
   CachedBuffer<T> xp((size_t)(g.N * g.C * plane)), dyt((size_t)(g.N * P * KP)),
-      sums((size_t)(KP * Cg * 9));
+      sums((size_t)(KP * Cg * taps));
   T *xpp = xp.get(), *dytp = dyt.get(), *sump = sums.get();
 #pragma omp parallel for schedule(static)
   for (index_t n = 0; n < g.N; ++n) {
@@ -789,9 +801,9 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
 #pragma omp parallel for schedule(static)
     for (index_t item = 0; item < items; ++item) {
       const index_t c = item % Cg, gk = item / Cg, gi = gk / KT;  // gk = gi*KT + kt
-      T* sum = sump + item * 9 * VL;
-      Vt acc[9][V];
-      for (int t = 0; t < 9; ++t)
+      T* sum = sump + item * taps * VL;
+      Vt acc[taps][V];
+      for (int t = 0; t < taps; ++t)
         for (int v = 0; v < V; ++v) {
           if (n0 == 0)
             acc[t][v] = Vt{};
@@ -806,17 +818,17 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
             Vt d[V];
 #pragma GCC unroll 4
             for (int v = 0; v < V; ++v) std::memcpy(&d[v], dr + v * L, sizeof(Vt));
-#pragma GCC unroll 3
-            for (int a = 0; a < 3; ++a)
-#pragma GCC unroll 3
-              for (int b = 0; b < 3; ++b) {
+#pragma GCC unroll 8
+            for (int a = 0; a < KS; ++a)
+#pragma GCC unroll 8
+              for (int b = 0; b < KS; ++b) {
                 const T xv = xr[a * Wp + b];
-#pragma GCC unroll 4
-                for (int v = 0; v < V; ++v) acc[a * 3 + b][v] += xv * d[v];
+#pragma GCC unroll 8
+                for (int v = 0; v < V; ++v) acc[a * KS + b][v] += xv * d[v];
               }
           }
         }
-      for (int t = 0; t < 9; ++t)
+      for (int t = 0; t < taps; ++t)
         for (int v = 0; v < V; ++v) std::memcpy(sum + (t * V + v) * L, &acc[t][v], sizeof(Vt));
     }
   }
@@ -825,18 +837,25 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   for (index_t gk = 0; gk < g.groups * Kg; ++gk) {
     const index_t gi = gk / Kg, k = gk % Kg, kt = k / VL, l = k % VL;
     for (index_t c = 0; c < Cg; ++c) {
-      const T* sum = sump + ((gi * KT + kt) * Cg + c) * 9 * VL;
-      for (int t = 0; t < 9; ++t) dw[(gk * Cg + c) * 9 + t] = sum[t * VL + l];
+      const T* sum = sump + ((gi * KT + kt) * Cg + c) * taps * VL;
+      for (int t = 0; t < taps; ++t) dw[(gk * Cg + c) * taps + t] = sum[t * VL + l];
     }
   }
 }
 
-template <typename T, int V = 1>
-void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dGeometry& g, int vectors) {
-  if constexpr (9 * V <= kDirectAccumulators) {
-    if (vectors == V) return direct_weight<T, V>(dw, dy, x, g);
-    conv2d_backward_weight_direct<T, V + 1>(dw, dy, x, g, vectors);
+template <typename T, int KS, int V = 1>
+void direct_weight_vectors_dispatch(T* dw, const T* dy, const T* x, const Conv2dGeometry& g, int vectors) {
+  if constexpr (KS * KS * V <= kDirectAccumulators) {
+    if (vectors == V) return direct_weight<T, V, KS>(dw, dy, x, g);
+    direct_weight_vectors_dispatch<T, KS, V + 1>(dw, dy, x, g, vectors);
   }
+}
+
+template <typename T>
+void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
+  const int vectors = direct_weight_vectors<T>(g);
+  if (undilated_square(g) == 3) return direct_weight_vectors_dispatch<T, 3>(dw, dy, x, g, vectors);
+  direct_weight_vectors_dispatch<T, 2>(dw, dy, x, g, vectors);
 }
 
 // A kernel that covers the whole unpadded input once (a 1x1 output, as in a
@@ -1144,7 +1163,7 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     return;
   }
   if (use_direct_weight(g))
-    return conv2d_backward_weight_direct<T>(dw, dy, x, g, direct_weight_vectors<T>(g));
+    return conv2d_backward_weight_direct<T>(dw, dy, x, g);
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;
