@@ -702,12 +702,23 @@ void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2
 }
 
 // Whether the direct kernel runs g: forced for every stride-1 convolution by CONV2D_DIRECT;
-// under CONV2D_AUTO for stride-1 convolutions with enough channels to fill a tap loop.
+// under CONV2D_AUTO for stride-1 convolutions with at least 8 input channels per group (a
+// tap loop long enough), at least half a vector of output channels, and a tile that wastes
+// at most a quarter of its work on positions and channels past the edges (a 2x2 map of a
+// deep layer goes to the batched GEMM instead).
+template <typename T>
 bool use_direct(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (g.sh != 1 || g.sw != 1) return false;
   if (strategy == CONV2D_DIRECT) return true;
-  return strategy == CONV2D_AUTO && !is_pointwise(g) && g.C / g.groups >= 8;
+  const index_t Kg = g.K / g.groups;
+  if (strategy != CONV2D_AUTO || is_pointwise(g) || g.C / g.groups < 8 || 2 * Kg < direct_lanes<T>())
+    return false;
+  const DirectTile& t = kDirectTiles[best_direct_tile<T>(g)];
+  const index_t VL = t.v * direct_lanes<T>();
+  const double computed = double((Kg + VL - 1) / VL * VL) * double((g.Ho + t.rh - 1) / t.rh * t.rh) *
+                          double((g.Wo + t.rw - 1) / t.rw * t.rw);
+  return 4.0 * double(Kg) * double(g.Ho) * double(g.Wo) >= 3.0 * computed;
 }
 
 // The direct weight gradient of a stride-1 convolution with an undilated 3x3 or 2x2 kernel:
@@ -721,8 +732,9 @@ bool use_direct(const Conv2dGeometry& g) {
 bool use_direct_weight(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (strategy != CONV2D_AUTO && strategy != CONV2D_DIRECT) return false;
+  // under AUTO, rows of at least 4 positions (the loop over a row's positions is the inner one)
   return g.sh == 1 && g.sw == 1 && undilated_square(g) > 0 &&
-         (strategy == CONV2D_DIRECT || g.C / g.groups >= 8);
+         (strategy == CONV2D_DIRECT || (g.C / g.groups >= 8 && g.Wo >= 4));
 }
 
 // Channel vectors per weight-gradient tile: one accumulator per tap each, at most
@@ -952,8 +964,9 @@ index_t direct_workspace_values(const Conv2dGeometry& g, size_t elem) {
     return elem == sizeof(double) ? direct_values<double>(h) : direct_values<float>(h);
   };
   const Conv2dGeometry f = flipped_geometry(g);
-  index_t fwd = use_direct(g) ? values(g) : 0, bwd = 0;
-  if (g.sh == 1 && g.sw == 1 && use_direct(f)) {
+  const bool dbl = elem == sizeof(double);
+  index_t fwd = (dbl ? use_direct<double>(g) : use_direct<float>(g)) ? values(g) : 0, bwd = 0;
+  if (g.sh == 1 && g.sw == 1 && (dbl ? use_direct<double>(f) : use_direct<float>(f))) {
     const index_t flipped_sizes[] = {g.C, g.K / g.groups, g.kh, g.kw};
     const index_t flipped = checked_product(flipped_sizes, 4);
     bwd = values(f);
@@ -1095,7 +1108,7 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
     for_each_depth_weight(g, [&](index_t zo, index_t wo) { wz.get()[zo] = w[wo]; });
     return conv2d_forward_cpu(y, z.get(), static_cast<const T*>(wz.get()), b, gz);
   }
-  if (use_direct(g)) return conv2d_forward_direct(y, x, w, b, g);
+  if (use_direct<T>(g)) return conv2d_forward_direct(y, x, w, b, g);
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
 }
@@ -1114,7 +1127,7 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
     depth_to_space(dx, static_cast<const T*>(dz.get()), g, gz);
     return;
   }
-  if (g.sh == 1 && g.sw == 1 && use_direct(flipped_geometry(g))) {
+  if (g.sh == 1 && g.sw == 1 && use_direct<T>(flipped_geometry(g))) {
     CachedBuffer<T> flipped((size_t)(g.C * (g.K / g.groups * g.kh * g.kw)));
     flip_weights(flipped.get(), w, g);
     return conv2d_forward_direct(dx, dy, static_cast<const T*>(flipped.get()), static_cast<const T*>(nullptr),
