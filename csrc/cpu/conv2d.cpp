@@ -552,14 +552,15 @@ inline int undilated_square(const Conv2dGeometry& g) {
 // reach below and right of them (zeros past the padding).
 inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
   WideShape s(g);
-  s.Hp = (g.Ho + t.rh - 1) / t.rh * t.rh + g.dh * (g.kh - 1);
-  s.Wp = (g.Wo + t.rw - 1) / t.rw * t.rw + g.dw * (g.kw - 1);
+  s.Hp = ((g.Ho + t.rh - 1) / t.rh * t.rh - 1) * g.sh + g.dh * (g.kh - 1) + 1;
+  s.Wp = ((g.Wo + t.rw - 1) / t.rw * t.rw - 1) * g.sw + g.dw * (g.kw - 1) + 1;
   return s;
 }
 
-// tile[i*RW + j][l] = sum over c, a, b of xq[c*plane + (i + a*dh)*Wp + j + b*dw] * wk[tap][l].
-// KS > 0 compiles the taps of an undilated KS x KS kernel out (KS 0: kh, kw, dh, dw from g).
-template <typename T, int RH, int RW, int V, int KS>
+// tile[i*RW + j][l] = sum over c, a, b of xq[c*plane + (i*S + a*dh)*Wp + j*S + b*dw] * wk[tap][l].
+// KS > 0 compiles the taps of an undilated KS x KS kernel out (KS 0: kh, kw, dh, dw from g);
+// S is the stride (2 only with KS 3: ResNet's downsampling 3x3 layers).
+template <typename T, int RH, int RW, int V, int KS, int S = 1>
 void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __restrict wk,
                  const Conv2dGeometry& g, T* __restrict tile) {
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
@@ -578,7 +579,7 @@ void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __r
     for (int i = 0; i < RH; ++i)
 #pragma GCC unroll 32
       for (int j = 0; j < RW; ++j) {
-        const T s = xb[i * Wp + j];
+        const T s = xb[i * S * Wp + j * S];
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) acc[i * RW + j][v] += s * w[v];
       }
@@ -664,16 +665,19 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
       n = item / (TH * KT * g.groups);
     }
     const T* wk = wdp + (gi * KT + kt) * depth * VL;
-    const T* xq = xpp + (n * g.C + gi * Cg) * plane + th * RH * s.Wp;
+    const T* xq = xpp + (n * g.C + gi * Cg) * plane + th * RH * g.sh * s.Wp;
     const index_t kcount = std::min(VL, Kg - kt * VL), rows = std::min<index_t>(RH, g.Ho - th * RH);
     alignas(64) T tile[RH * RW * VL];
     for (index_t tw = 0; tw < TW; ++tw) {
-      if (square == 3)
-        direct_tile<T, RH, RW, V, 3>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+      const T* xt = xq + tw * RW * g.sw;
+      if (square == 3 && g.sh == 2)
+        direct_tile<T, RH, RW, V, 3, 2>(xt, plane, s.Wp, wk, g, tile);
+      else if (square == 3)
+        direct_tile<T, RH, RW, V, 3>(xt, plane, s.Wp, wk, g, tile);
       else if (square == 2)
-        direct_tile<T, RH, RW, V, 2>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+        direct_tile<T, RH, RW, V, 2>(xt, plane, s.Wp, wk, g, tile);
       else
-        direct_tile<T, RH, RW, V, 0>(xq + tw * RW, plane, s.Wp, wk, g, tile);
+        direct_tile<T, RH, RW, V, 0>(xt, plane, s.Wp, wk, g, tile);
       const index_t cols = std::min<index_t>(RW, g.Wo - tw * RW);
       for (index_t l = 0; l < kcount; ++l) {
         const index_t k = gi * Kg + kt * VL + l;
@@ -701,7 +705,13 @@ void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2
   direct_forward_tile<T>(best_direct_tile<T>(g), y, x, w, b, g);
 }
 
-// Whether the direct kernel runs g: forced for every stride-1 convolution by CONV2D_DIRECT;
+// The strides the direct kernels take: 1, or 2 with an undilated 3x3 kernel.
+inline bool direct_stride(const Conv2dGeometry& g) {
+  return (g.sh == 1 && g.sw == 1) || (g.sh == 2 && g.sw == 2 && undilated_square(g) == 3);
+}
+
+// Whether the direct kernel runs g: forced for every stride-1 convolution (and 3x3 stride 2)
+// by CONV2D_DIRECT;
 // under CONV2D_AUTO for stride-1 convolutions with at least 8 input channels per group (a
 // tap loop long enough), at least half a vector of output channels, and a tile that wastes
 // at most a quarter of its work on positions and channels past the edges (a 2x2 map of a
@@ -709,7 +719,7 @@ void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2
 template <typename T>
 bool use_direct(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
-  if (g.sh != 1 || g.sw != 1) return false;
+  if (!direct_stride(g)) return false;
   if (strategy == CONV2D_DIRECT) return true;
   const index_t Kg = g.K / g.groups;
   if (strategy != CONV2D_AUTO || is_pointwise(g) || g.C / g.groups < 8 || 2 * Kg < direct_lanes<T>())
@@ -733,7 +743,7 @@ bool use_direct_weight(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (strategy != CONV2D_AUTO && strategy != CONV2D_DIRECT) return false;
   // under AUTO, rows of at least 4 positions (the loop over a row's positions is the inner one)
-  return g.sh == 1 && g.sw == 1 && undilated_square(g) > 0 &&
+  return direct_stride(g) && undilated_square(g) > 0 &&
          (strategy == CONV2D_DIRECT || (g.C / g.groups >= 8 && g.Wo >= 4));
 }
 
@@ -765,7 +775,7 @@ template <typename T>
 index_t direct_weight_values(const Conv2dGeometry& g) {
   const index_t VL = direct_weight_vectors<T>(g) * direct_lanes<T>(), Kg = g.K / g.groups;
   const index_t KP = g.groups * ((Kg + VL - 1) / VL * VL);
-  const WideShape s(g);
+  const WideShape s = direct_shape(g, DirectTile{1, 1, 1});
   const index_t images[] = {g.N, g.C, s.Hp, s.Wp}, dyt[] = {g.N, g.Ho, g.Wo, KP},
                 sums[] = {KP, g.C / g.groups, g.kh * g.kw};
   const index_t a = checked_product(images, 4), b = checked_product(dyt, 4), c = checked_product(sums, 3);
@@ -776,7 +786,7 @@ index_t direct_weight_values(const Conv2dGeometry& g) {
   return total;
 }
 
-template <typename T, int V, int KS>
+template <typename T, int V, int KS, int S>
 void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   constexpr int taps = KS * KS;
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
@@ -784,7 +794,7 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   constexpr index_t VL = V * L;
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, P = g.Ho * g.Wo;
   const index_t KT = (Kg + VL - 1) / VL, KP = g.groups * KT * VL;
-  const WideShape s(g);
+  const WideShape s = direct_shape(g, DirectTile{1, 1, 1});  // every position's taps
   const index_t plane = s.Hp * s.Wp, Wp = s.Wp;
   CachedBuffer<T> xp((size_t)(g.N * g.C * plane)), dyt((size_t)(g.N * P * KP)),
       sums((size_t)(KP * Cg * taps));
@@ -824,9 +834,9 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
         }
       for (index_t n = n0; n < n1; ++n)
         for (index_t oh = 0; oh < g.Ho; ++oh) {
-          const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh) * Wp;
+          const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh * S) * Wp;
           const T* dr = dytp + ((gk * g.N + n) * P + oh * g.Wo) * VL;
-          for (index_t ow = 0; ow < g.Wo; ++ow, ++xr, dr += VL) {
+          for (index_t ow = 0; ow < g.Wo; ++ow, xr += S, dr += VL) {
             Vt d[V];
 #pragma GCC unroll 4
             for (int v = 0; v < V; ++v) std::memcpy(&d[v], dr + v * L, sizeof(Vt));
@@ -855,19 +865,20 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   }
 }
 
-template <typename T, int KS, int V = 1>
+template <typename T, int KS, int S, int V = 1>
 void direct_weight_vectors_dispatch(T* dw, const T* dy, const T* x, const Conv2dGeometry& g, int vectors) {
   if constexpr (KS * KS * V <= kDirectAccumulators) {
-    if (vectors == V) return direct_weight<T, V, KS>(dw, dy, x, g);
-    direct_weight_vectors_dispatch<T, KS, V + 1>(dw, dy, x, g, vectors);
+    if (vectors == V) return direct_weight<T, V, KS, S>(dw, dy, x, g);
+    direct_weight_vectors_dispatch<T, KS, S, V + 1>(dw, dy, x, g, vectors);
   }
 }
 
 template <typename T>
 void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
   const int vectors = direct_weight_vectors<T>(g);
-  if (undilated_square(g) == 3) return direct_weight_vectors_dispatch<T, 3>(dw, dy, x, g, vectors);
-  direct_weight_vectors_dispatch<T, 2>(dw, dy, x, g, vectors);
+  if (undilated_square(g) == 3 && g.sh == 2) return direct_weight_vectors_dispatch<T, 3, 2>(dw, dy, x, g, vectors);
+  if (undilated_square(g) == 3) return direct_weight_vectors_dispatch<T, 3, 1>(dw, dy, x, g, vectors);
+  direct_weight_vectors_dispatch<T, 2, 1>(dw, dy, x, g, vectors);
 }
 
 // A kernel that covers the whole unpadded input once (a 1x1 output, as in a

@@ -341,7 +341,7 @@ def test_strided_kernels_multiple_of_the_stride_match_torch(case, threads, torch
     _assert_matches_torch(xs, ws, dict(stride=stride, padding=padding, groups=groups), torch, seed=14)
 
 
-# The direct kernel (stride 1, no GEMM) picks a register tile of output rows x columns x
+# The direct kernel (stride 1, or 2 with a 3x3 kernel; no GEMM) picks a register tile of output rows x columns x
 # channel vectors by shape: maps narrower and wider than its tiles, channel counts off the
 # vector width, the 3x3 kernel it compiles out and others (dilated, rectangular, 1x1),
 # paddings past the kernel (backward data's flipped padding turns negative) and groups.
@@ -358,6 +358,9 @@ DIRECT_CASES = [
     ((2, 24, 5, 8), (10, 12, 2, 2), 1, 1, 1, 2),
     ((3, 10, 6, 6), (17, 10, 1, 1), 1, 0, 1, 1),
     ((2, 8, 8, 8), (8, 8, 3, 3), 1, "same", 1, 1),
+    ((2, 8, 9, 16), (20, 8, 3, 3), 2, 1, 1, 1),
+    ((3, 12, 8, 7), (40, 12, 3, 3), 2, (0, 2), 1, 1),
+    ((2, 8, 6, 6), (8, 4, 3, 3), 2, 1, 1, 2),
 ]
 
 
