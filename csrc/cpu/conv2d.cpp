@@ -6,7 +6,12 @@
 // The weights are packed once per call for every image's GEMM, and the
 // column matrix col is packed straight into the GEMM's panels (never written
 // whole). Shapes take faster routes to the same products:
-// - stride 1: a zero-padded copy of each image whose GEMM rows are contiguous
+// - stride 1 (and 3x3 stride 2) with 8 or more input channels: the direct
+//   kernels, no GEMM at all: register tiles of output positions x channel
+//   vectors fed straight from zero-padded planes (backward data as the
+//   forward with flipped weights; the weight gradient of 3x3 and 2x2 kernels
+//   with every tap in registers);
+// - other stride-1 layers: a zero-padded copy of each image whose GEMM rows are contiguous
 //   runs ("wide" output rows); backward data is the forward of dy with the
 //   flipped weights (no col2im); the weight gradient packs the copy as A;
 // - kernel a multiple of the stride: space-to-depth, then stride 1;
