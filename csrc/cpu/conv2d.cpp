@@ -507,7 +507,12 @@ void conv2d_backward_weight_batched(T* dw, const T* dy, const T* x, const Conv2d
 struct DirectTile {
   int rh, rw, v;
 };
-#if defined(__AVX512F__)
+#if defined(__SANITIZE_ADDRESS__)
+// Sanitizer builds (tools/sanitize.sh) compile one tile per family: an instrumented, unrolled
+// tile takes the compiler minutes. The cost model then picks among these.
+constexpr int kDirectAccumulators = 12;
+constexpr DirectTile kDirectTiles[] = {{1, 4, 2}, {2, 3, 2}, {3, 4, 1}};
+#elif defined(__AVX512F__)
 constexpr int kDirectAccumulators = 28;  // of 32 vector registers
 constexpr DirectTile kDirectTiles[] = {
     {1, 14, 2}, {2, 7, 2}, {1, 12, 2}, {2, 6, 2}, {3, 4, 2}, {1, 8, 2}, {1, 7, 2}, {2, 4, 2}, {1, 4, 2},
