@@ -558,6 +558,41 @@ inline int undilated_square(const Conv2dGeometry& g) {
   return g.kh == 3 || g.kh == 2 ? (int)g.kh : 0;
 }
 
+// Channels per block of the direct forward's padded copy: one cache line of them. The planes
+// are stored channel-blocked, xp[block][r][t][c % CB], so that the channels a tile runs
+// through one after another sit in the same line (planes apart, a broadcast's stride from one
+// channel to the next would defeat the hardware prefetchers).
+template <typename T>
+constexpr index_t direct_block() { return 64 / (index_t)sizeof(T); }
+
+// xp[(c / CB)*Hp*Wp*CB + (r*Wp + t)*CB + c % CB] = x[c][r - pt][t - pl] (0 outside x), Cg channels.
+template <typename T>
+void pad_blocked(T* xp, const T* x, index_t Cg, const Conv2dGeometry& g, const WideShape& s) {
+  constexpr index_t CB = direct_block<T>();
+  const index_t lo = std::min(std::max<index_t>(g.pl, 0), s.Wp);  // first copied column
+  const index_t hi = std::max(lo, std::min(s.Wp, g.W + g.pl));    // end of copied columns
+  for (index_t c0 = 0; c0 < Cg; c0 += CB) {
+    const index_t cn = std::min(CB, Cg - c0);
+    T* block = xp + c0 * s.Hp * s.Wp;
+    for (index_t r = 0; r < s.Hp; ++r) {
+      T* row = block + r * s.Wp * CB;
+      const index_t h = r - g.pt;
+      if (h < 0 || h >= g.H) {
+        std::fill(row, row + s.Wp * CB, T(0));
+        continue;
+      }
+      std::fill(row, row + lo * CB, T(0));
+      std::fill(row + hi * CB, row + s.Wp * CB, T(0));
+      for (index_t cc = 0; cc < cn; ++cc) {
+        const T* src = x + ((c0 + cc) * g.H + h) * g.W + (lo - g.pl);
+        for (index_t t = lo; t < hi; ++t) row[t * CB + cc] = src[t - lo];
+      }
+      for (index_t cc = cn; cc < CB; ++cc)
+        for (index_t t = lo; t < hi; ++t) row[t * CB + cc] = T(0);
+    }
+  }
+}
+
 // The padded planes the direct kernel reads: every tile's rows and columns, with the taps'
 // reach below and right of them (zeros past the padding).
 inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
@@ -567,12 +602,14 @@ inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
   return s;
 }
 
-// tile[i*RW + j][l] = sum over c, a, b of xq[c*plane + (i*S + a*dh)*Wp + j*S + b*dw] * wk[tap][l].
+// tile[i*RW + j][l] = sum over c, a, b of x(c, i*S + a*dh, j*S + b*dw) * wk[tap][l], x from the
+// channel-blocked padded planes: x(c, r, t) = xq[(c / CB)*plane*CB + (r*Wp + t)*CB + c % CB].
 // KS > 0 compiles the taps of an undilated KS x KS kernel out (KS 0: kh, kw, dh, dw from g);
 // S is the stride (2 only with KS 3: ResNet's downsampling 3x3 layers).
 template <typename T, int RH, int RW, int V, int KS, int S = 1>
 void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __restrict wk,
                  const Conv2dGeometry& g, T* __restrict tile) {
+  constexpr index_t CB = direct_block<T>();
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
   constexpr int L = direct_lanes<T>();
   Vt acc[RH * RW][V];
@@ -589,7 +626,7 @@ void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __r
     for (int i = 0; i < RH; ++i)
 #pragma GCC unroll 32
       for (int j = 0; j < RW; ++j) {
-        const T s = xb[i * S * Wp + j * S];
+        const T s = xb[(i * S * Wp + j * S) * CB];
 #pragma GCC unroll 4
         for (int v = 0; v < V; ++v) acc[i * RW + j][v] += s * w[v];
       }
@@ -598,20 +635,23 @@ void direct_tile(const T* __restrict xq, index_t plane, index_t Wp, const T* __r
     asm volatile("" ::: "memory");
   };
   const index_t Cg = g.C / g.groups;
-  if constexpr (KS > 0) {
-    for (index_t c = 0; c < Cg; ++c, xq += plane, wk += KS * KS * V * L) {
+  for (index_t c0 = 0; c0 < Cg; c0 += CB, xq += plane * CB) {
+    const index_t cn = std::min(CB, Cg - c0);
+    if constexpr (KS > 0) {
+      for (index_t cc = 0; cc < cn; ++cc, wk += KS * KS * V * L) {
 #pragma GCC unroll 8
-      for (int a = 0; a < KS; ++a)
+        for (int a = 0; a < KS; ++a)
 #pragma GCC unroll 8
-        for (int b = 0; b < KS; ++b) tap(xq + a * Wp + b, wk + (a * KS + b) * V * L);
-    }
-  } else {
-    const index_t row_step = g.dh * Wp;
-    for (index_t c = 0; c < Cg; ++c, xq += plane) {
-      const T* xa = xq;
-      for (index_t a = 0; a < g.kh; ++a, xa += row_step) {
-        const T* xb = xa;
-        for (index_t b = 0; b < g.kw; ++b, xb += g.dw, wk += V * L) tap(xb, wk);
+          for (int b = 0; b < KS; ++b) tap(xq + cc + (a * Wp + b) * CB, wk + (a * KS + b) * V * L);
+      }
+    } else {
+      const index_t row_step = g.dh * Wp * CB, col_step = g.dw * CB;
+      for (index_t cc = 0; cc < cn; ++cc) {
+        const T* xa = xq + cc;
+        for (index_t a = 0; a < g.kh; ++a, xa += row_step) {
+          const T* xb = xa;
+          for (index_t b = 0; b < g.kw; ++b, xb += col_step, wk += V * L) tap(xb, wk);
+        }
       }
     }
   }
@@ -627,9 +667,10 @@ index_t direct_values(const Conv2dGeometry& g) {
   const DirectTile& t = kDirectTiles[best_direct_tile<T>(g)];
   const WideShape s = direct_shape(g, t);
   const index_t VL = t.v * direct_lanes<T>(), Kg = g.K / g.groups;
-  const index_t images[] = {g.N, g.C, s.Hp, s.Wp};
+  constexpr index_t CB = direct_block<T>();
+  const index_t images[] = {g.N, g.groups, (g.C / g.groups + CB - 1) / CB * CB, s.Hp, s.Wp};
   const index_t weights[] = {g.groups, (Kg + VL - 1) / VL * VL, g.C / g.groups, g.kh, g.kw};
-  const index_t a = checked_product(images, 4), b = checked_product(weights, 5);
+  const index_t a = checked_product(images, 5), b = checked_product(weights, 5);
   index_t total;
   if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
   return total;
@@ -641,8 +682,10 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw, depth = Cg * taps;
   const index_t KT = (Kg + VL - 1) / VL, TH = (g.Ho + RH - 1) / RH, TW = (g.Wo + RW - 1) / RW;
   const WideShape s = direct_shape(g, DirectTile{RH, RW, V});
-  const index_t plane = s.Hp * s.Wp;
-  CachedBuffer<T> xp((size_t)(g.N * g.C * plane)), wd((size_t)(g.groups * KT * depth * VL));
+  constexpr index_t CB = direct_block<T>();
+  const index_t plane = s.Hp * s.Wp, group_values = (Cg + CB - 1) / CB * CB * plane;
+  const index_t image_values = g.groups * group_values;
+  CachedBuffer<T> xp((size_t)(g.N * image_values)), wd((size_t)(g.groups * KT * depth * VL));
   T* wdp = wd.get();
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t gk = 0; gk < g.groups * KT; ++gk)
@@ -653,13 +696,15 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
         dst[l] = k0 + l < Kg ? w[(gi * Kg + k0 + l) * depth + d] : T(0);
     }
   T* xpp = xp.get();
-#pragma omp parallel for schedule(static)
-  for (index_t n = 0; n < g.N; ++n) pad_planes(xpp + n * g.C * plane, x + n * g.C * g.H * g.W, g.C, g, s);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t n = 0; n < g.N; ++n)
+    for (index_t gi = 0; gi < g.groups; ++gi)
+      pad_blocked(xpp + n * image_values + gi * group_values, x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g, s);
   // Items (image, group, channel tile, tile row), consecutive ones on one thread: the channel
   // tile outermost when all the weights outweigh all the padded images (deep layers: each
   // tile's weights stay in L2 for every image), else the image outermost.
   const index_t items = g.N * g.groups * KT * TH;
-  const bool weights_outer = g.K * depth > g.N * g.C * plane;
+  const bool weights_outer = g.K * depth > g.N * image_values;
   const int square = undilated_square(g);
 #pragma omp parallel for schedule(static)
   for (index_t item = 0; item < items; ++item) {
@@ -675,11 +720,11 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
       n = item / (TH * KT * g.groups);
     }
     const T* wk = wdp + (gi * KT + kt) * depth * VL;
-    const T* xq = xpp + (n * g.C + gi * Cg) * plane + th * RH * g.sh * s.Wp;
+    const T* xq = xpp + n * image_values + gi * group_values + th * RH * g.sh * s.Wp * CB;
     const index_t kcount = std::min(VL, Kg - kt * VL), rows = std::min<index_t>(RH, g.Ho - th * RH);
     alignas(64) T tile[RH * RW * VL];
     for (index_t tw = 0; tw < TW; ++tw) {
-      const T* xt = xq + tw * RW * g.sw;
+      const T* xt = xq + tw * RW * g.sw * CB;
       if (square == 3 && g.sh == 2)
         direct_tile<T, RH, RW, V, 3, 2>(xt, plane, s.Wp, wk, g, tile);
       else if (square == 3)
@@ -773,11 +818,13 @@ int direct_weight_vectors(const Conv2dGeometry& g) {
   return best;
 }
 
-// Images per chunk: their dyt block (positions x the tile's channels) within about 512 KiB.
+// Output rows (of all images, image-major) per chunk: their dyt block (positions x the tile's
+// channels) within about 512 KiB, so that it stays in L2 while every input channel's tiles
+// run over it.
 template <typename T>
 index_t direct_weight_chunk(const Conv2dGeometry& g, index_t VL) {
-  const index_t per_image = g.Ho * g.Wo * VL * (index_t)sizeof(T);
-  return std::max<index_t>(1, std::min<index_t>(g.N, (index_t(512) << 10) / std::max<index_t>(per_image, 1)));
+  const index_t per_row = g.Wo * VL * (index_t)sizeof(T);
+  return std::max<index_t>(1, std::min<index_t>(g.N * g.Ho, (index_t(512) << 10) / std::max<index_t>(per_row, 1)));
 }
 
 // Scratch values: padded images, dyt and the tiles' running sums.
@@ -827,9 +874,9 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
       }
     }
   }
-  const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg;
-  for (index_t n0 = 0; n0 < g.N; n0 += chunk) {
-    const index_t n1 = std::min(g.N, n0 + chunk);
+  const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg, rows = g.N * g.Ho;
+  for (index_t r0 = 0; r0 < rows; r0 += chunk) {
+    const index_t r1 = std::min(rows, r0 + chunk);
 #pragma omp parallel for schedule(static)
     for (index_t item = 0; item < items; ++item) {
       const index_t c = item % Cg, gk = item / Cg, gi = gk / KT;  // gk = gi*KT + kt
@@ -837,13 +884,13 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
       Vt acc[taps][V];
       for (int t = 0; t < taps; ++t)
         for (int v = 0; v < V; ++v) {
-          if (n0 == 0)
+          if (r0 == 0)
             acc[t][v] = Vt{};
           else
             std::memcpy(&acc[t][v], sum + (t * V + v) * L, sizeof(Vt));
         }
-      for (index_t n = n0; n < n1; ++n)
-        for (index_t oh = 0; oh < g.Ho; ++oh) {
+      for (index_t row = r0; row < r1; ++row) {
+          const index_t n = row / g.Ho, oh = row % g.Ho;
           const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh * S) * Wp;
           const T* dr = dytp + ((gk * g.N + n) * P + oh * g.Wo) * VL;
           for (index_t ow = 0; ow < g.Wo; ++ow, xr += S, dr += VL) {
