@@ -552,12 +552,16 @@ int best_direct_tile(const Conv2dGeometry& g) {
   return best;
 }
 
-// The kernel size of an undilated 3x3 or 2x2 kernel (the direct kernels' compiled tap
-// loops; space-to-depth turns 4x4 stride-2 layers into 2x2 ones), else 0.
+// The kernel size of an undilated 2x2, 3x3 or 5x5 kernel (the direct kernels' compiled tap
+// loops; space-to-depth turns 4x4 stride-2 layers into 2x2 ones; LeNet's are 5x5), else 0.
 inline int undilated_square(const Conv2dGeometry& g) {
   if (g.dh != 1 || g.dw != 1 || g.kh != g.kw) return 0;
-  return g.kh == 3 || g.kh == 2 ? (int)g.kh : 0;
+  return g.kh == 2 || g.kh == 3 || g.kh == 5 ? (int)g.kh : 0;
 }
+
+// Kernel rows per weight-gradient tile: all of them up to 3x3; one row of a 5x5 kernel (its 25
+// taps would leave no room for a second channel vector).
+constexpr int direct_weight_rows(int ks) { return ks <= 3 ? ks : 1; }
 
 // Channels per block of the direct forward's padded copy: one cache line of them. The planes
 // are stored channel-blocked, xp[block][r][t][c % CB], so that the channels a tile runs
@@ -737,6 +741,8 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
         direct_tile<T, RH, RW, V, 3>(shifted, plane, s.Wp, wk, g, tile);
       else if (square == 2)
         direct_tile<T, RH, RW, V, 2>(shifted, plane, s.Wp, wk, g, tile);
+      else if (square == 5)
+        direct_tile<T, RH, RW, V, 5>(shifted, plane, s.Wp, wk, g, tile);
       else
         direct_tile<T, RH, RW, V, 0>(shifted, plane, s.Wp, wk, g, tile);
       const index_t cols = std::min<index_t>(RW, g.Wo - tw * RW);
@@ -796,9 +802,11 @@ bool use_direct(const Conv2dGeometry& g) {
   return 4.0 * double(Kg) * double(g.N * g.Ho) * double(g.Wo) >= 3.0 * computed;
 }
 
-// The direct weight gradient of a stride-1 convolution with an undilated 3x3 or 2x2 kernel:
-//   dw[k][c][a][b] = sum over n, oh, ow of dy[n][k][oh][ow] * xp[n][c][oh + a][ow + b].
-// A register tile holds the taps of one input channel c for V vectors of output
+// The direct weight gradient of a stride-1 convolution with an undilated 2x2, 3x3 or 5x5
+// kernel (or 3x3 stride 2):
+//   dw[k][c][a][b] = sum over n, oh, ow of dy[n][k][oh*S + a][ow*S + b] * xp[n][c][oh + a][ow + b].
+// A register tile holds the taps of one input channel c (all of them, or one kernel row of a
+// 5x5) for V vectors of output
 // channels; for every output position it loads V vectors of dy transposed to channels-last
 // (per tile, dyt[tile][n][p][lane]) and broadcasts the inputs around it from the padded planes (constant
 // offsets from one row pointer). The sum over positions stays in registers: tiles are
@@ -817,7 +825,7 @@ bool use_direct_weight(const Conv2dGeometry& g) {
 template <typename T>
 int direct_weight_vectors(const Conv2dGeometry& g) {
   const index_t Kg = g.K / g.groups;
-  const double taps = double(g.kh * g.kw);
+  const double taps = double(direct_weight_rows((int)g.kh) * g.kw);
   int best = 1;
   double best_cost = 0;
   for (int v = 1; taps * v <= kDirectAccumulators; ++v) {
@@ -855,7 +863,7 @@ index_t direct_weight_values(const Conv2dGeometry& g) {
 
 template <typename T, int V, int KS, int S>
 void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
-  constexpr int taps = KS * KS;
+  constexpr int taps = KS * KS, AR = direct_weight_rows(KS), NA = KS / AR, tt = AR * KS;
   typedef T Vt __attribute__((vector_size(kSimdBytes)));
   constexpr int L = direct_lanes<T>();
   constexpr index_t VL = V * L;
@@ -884,15 +892,16 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
       }
     }
   }
-  const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg, rows = g.N * g.Ho;
+  const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg * NA, rows = g.N * g.Ho;
   for (index_t r0 = 0; r0 < rows; r0 += chunk) {
     const index_t r1 = std::min(rows, r0 + chunk);
 #pragma omp parallel for schedule(static)
     for (index_t item = 0; item < items; ++item) {
-      const index_t c = item % Cg, gk = item / Cg, gi = gk / KT;  // gk = gi*KT + kt
-      T* sum = sump + item * taps * VL;
-      Vt acc[taps][V];
-      for (int t = 0; t < taps; ++t)
+      // item = ((gi*KT + kt)*Cg + c)*NA + kernel row group
+      const index_t a0 = item % NA * AR, c = item / NA % Cg, gk = item / (NA * Cg), gi = gk / KT;
+      T* sum = sump + item * tt * VL;
+      Vt acc[tt][V];
+      for (int t = 0; t < tt; ++t)
         for (int v = 0; v < V; ++v) {
           if (r0 == 0)
             acc[t][v] = Vt{};
@@ -901,14 +910,14 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
         }
       for (index_t row = r0; row < r1; ++row) {
           const index_t n = row / g.Ho, oh = row % g.Ho;
-          const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh * S) * Wp;
+          const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh * S + a0) * Wp;
           const T* dr = dytp + ((gk * g.N + n) * P + oh * g.Wo) * VL;
           for (index_t ow = 0; ow < g.Wo; ++ow, xr += S, dr += VL) {
             Vt d[V];
 #pragma GCC unroll 4
             for (int v = 0; v < V; ++v) std::memcpy(&d[v], dr + v * L, sizeof(Vt));
 #pragma GCC unroll 8
-            for (int a = 0; a < KS; ++a)
+            for (int a = 0; a < AR; ++a)
 #pragma GCC unroll 8
               for (int b = 0; b < KS; ++b) {
                 const T xv = xr[a * Wp + b];
@@ -917,11 +926,12 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
               }
           }
         }
-      for (int t = 0; t < taps; ++t)
+      for (int t = 0; t < tt; ++t)
         for (int v = 0; v < V; ++v) std::memcpy(sum + (t * V + v) * L, &acc[t][v], sizeof(Vt));
     }
   }
-  // dw[gi*Kg + k][c][t] from the sums (item (gi, kt, c), tap t, lane k - kt*VL)
+  // dw[gi*Kg + k][c][t] from the sums (item (gi, kt, c, t / tt), tap t % tt, lane k - kt*VL);
+  // the items of one channel tile and channel hold its taps in order
 #pragma omp parallel for schedule(static)
   for (index_t gk = 0; gk < g.groups * Kg; ++gk) {
     const index_t gi = gk / Kg, k = gk % Kg, kt = k / VL, l = k % VL;
@@ -934,7 +944,7 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
 
 template <typename T, int KS, int S, int V = 1>
 void direct_weight_vectors_dispatch(T* dw, const T* dy, const T* x, const Conv2dGeometry& g, int vectors) {
-  if constexpr (KS * KS * V <= kDirectAccumulators) {
+  if constexpr (direct_weight_rows(KS) * KS * V <= kDirectAccumulators) {
     if (vectors == V) return direct_weight<T, V, KS, S>(dw, dy, x, g);
     direct_weight_vectors_dispatch<T, KS, S, V + 1>(dw, dy, x, g, vectors);
   }
@@ -945,6 +955,7 @@ void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dG
   const int vectors = direct_weight_vectors<T>(g);
   if (undilated_square(g) == 3 && g.sh == 2) return direct_weight_vectors_dispatch<T, 3, 2>(dw, dy, x, g, vectors);
   if (undilated_square(g) == 3) return direct_weight_vectors_dispatch<T, 3, 1>(dw, dy, x, g, vectors);
+  if (undilated_square(g) == 5) return direct_weight_vectors_dispatch<T, 5, 1>(dw, dy, x, g, vectors);
   direct_weight_vectors_dispatch<T, 2, 1>(dw, dy, x, g, vectors);
 }
 

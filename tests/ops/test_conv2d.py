@@ -343,7 +343,7 @@ def test_strided_kernels_multiple_of_the_stride_match_torch(case, threads, torch
 
 # The direct kernel (stride 1, or 2 with a 3x3 kernel; no GEMM) picks a register tile of output rows x columns x
 # channel vectors by shape: maps narrower and wider than its tiles, channel counts off the
-# vector width, the 3x3 kernel it compiles out and others (dilated, rectangular, 1x1),
+# vector width, the 2x2, 3x3 and 5x5 kernels it compiles out and others (dilated, rectangular, 1x1),
 # paddings past the kernel (backward data's flipped padding turns negative) and groups.
 DIRECT_CASES = [
     ((2, 8, 7, 7), (40, 8, 3, 3), 1, 1, 1, 1),
@@ -361,6 +361,8 @@ DIRECT_CASES = [
     ((2, 8, 9, 16), (20, 8, 3, 3), 2, 1, 1, 1),
     ((3, 12, 8, 7), (40, 12, 3, 3), 2, (0, 2), 1, 1),
     ((2, 8, 6, 6), (8, 4, 3, 3), 2, 1, 1, 2),
+    ((2, 8, 9, 10), (12, 8, 5, 5), 1, 2, 1, 1),
+    ((3, 16, 14, 14), (40, 16, 5, 5), 1, 0, 1, 1),
 ]
 
 
