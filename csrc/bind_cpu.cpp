@@ -21,6 +21,7 @@
 #include "cpu/conv_transpose2d.h"
 #include "cpu/dropout.h"
 #include "cpu/gemm.h"
+#include "cpu/optim.h"
 #include "cpu/pad2d.h"
 #include "cpu/pool2d.h"
 #include "cpu/pyramid.h"
@@ -546,6 +547,55 @@ void leaky_relu_backward(py::array dx, py::array dy, py::array x, double slope) 
   });
 }
 
+// ------------------------------------------------------------ optim
+// In-place updates of one parameter: every array has p's dtype and size.
+void check_state(const char* op, const char* name, const py::array& a, const py::array& p, bool writable) {
+  check_array(op, name, a, p.dtype(), {}, writable);
+  if (a.size() != p.size())
+    throw py::value_error(std::string(op) + ": " + name + " must have " + std::to_string(p.size()) +
+                          " elements (as p), got " + std::to_string(a.size()));
+}
+
+// buf (the momentum buffer) is None without momentum.
+void sgd_update(py::array p, py::array grad, py::object buf_or_none, double lr, double momentum,
+                double dampening, double weight_decay, bool nesterov, bool first) {
+  const char* op = "sgd_update";
+  const bool with_buffer = momentum != 0;
+  require(!with_buffer || !buf_or_none.is_none(), std::string(op) + ": momentum needs buf, got None");
+  dispatch_float(op, p, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "p", p, py::dtype::of<T>(), {}, true);
+    check_state(op, "grad", grad, p, false);
+    py::array buf = with_buffer ? py::array(buf_or_none) : py::array();
+    if (with_buffer) check_state(op, "buf", buf, p, true);
+    const SgdOptions o{lr, momentum, dampening, weight_decay, nesterov};
+    py::gil_scoped_release release;
+    sgd_update_cpu(mut<T>(p), cptr<T>(grad), with_buffer ? mut<T>(buf) : nullptr, (index_t)p.size(), o,
+                   first);
+  });
+}
+
+void adam_update(py::array p, py::array grad, py::array exp_avg, py::array exp_avg_sq,
+                 py::object max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, bool decoupled, std::int64_t step) {
+  const char* op = "adam_update";
+  require(step >= 1, std::string(op) + ": step must be >= 1, got " + std::to_string(step));
+  dispatch_float(op, p, [&](auto t) {
+    using T = decltype(t);
+    check_array(op, "p", p, py::dtype::of<T>(), {}, true);
+    check_state(op, "grad", grad, p, false);
+    check_state(op, "exp_avg", exp_avg, p, true);
+    check_state(op, "exp_avg_sq", exp_avg_sq, p, true);
+    const bool amsgrad = !max_exp_avg_sq.is_none();
+    py::array vmax = amsgrad ? py::array(max_exp_avg_sq) : py::array();
+    if (amsgrad) check_state(op, "max_exp_avg_sq", vmax, p, true);
+    const AdamOptions o{lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step};
+    py::gil_scoped_release release;
+    adam_update_cpu(mut<T>(p), cptr<T>(grad), mut<T>(exp_avg), mut<T>(exp_avg_sq),
+                    amsgrad ? mut<T>(vmax) : nullptr, (index_t)p.size(), o);
+  });
+}
+
 // ------------------------------------------------------------ batch_norm
 // x is (N, C, ...): the kernels see (N, C, S) with S the product of the rest.
 struct ChannelView {
@@ -774,6 +824,8 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("buffer_cache_stats", &buffer_cache_stats);
   m.def("empty_buffer_cache", &cache_empty);
   m.def("set_buffer_cache_limit", &cache_set_limit);
+  m.def("sgd_update", &sgd_update);
+  m.def("adam_update", &adam_update);
   m.def("relu_forward", &relu_forward);
   m.def("relu_backward", &relu_backward);
   m.def("leaky_relu_forward", &leaky_relu_forward);

@@ -256,9 +256,11 @@ inline bool worth_threads(int threads, index_t M, index_t N, index_t K) {
   return threads > 1 && 2.0 * (double)M * (double)N * (double)K >= 2e6 && !omp_in_parallel();
 }
 
-// Splits along N when it is wide enough (or at least as wide as M), else along M.
-inline bool split_columns(int threads, index_t M, index_t N, index_t nr) {
-  return N >= (index_t)threads * nr || N >= M;
+// Splits along the larger of M and N (each thread then streams only its share of the larger
+// operand: a deep layer's weights, 512 x 4608, against 64 columns, stay split across threads),
+// along N when M is too short to give every thread a panel of rows.
+inline bool split_columns(int threads, index_t M, index_t N) {
+  return N >= M || M < (index_t)threads * MR;
 }
 
 }  // namespace
@@ -277,7 +279,7 @@ void gemm_parallel_cpu(index_t M, index_t N, index_t K, const T* A, index_t rs_a
     gemm_cpu(M, N, K, A, rs_a, cs_a, B, rs_b, cs_b, C, ldc, accumulate);
     return;
   }
-  if (split_columns(threads, M, N, NR<T>()))
+  if (split_columns(threads, M, N))
     split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
       gemm_cpu(M, end - begin, K, A, rs_a, cs_a, B + begin * cs_b, rs_b, cs_b, C + begin, ldc,
                accumulate);
@@ -316,7 +318,7 @@ void gemm_prepacked_parallel_cpu(index_t M, index_t N, index_t K, const T* Ap, c
     return;
   }
   const index_t padded = gemm_packed_a_rows(M);
-  if (split_columns(threads, M, N, NR<T>()))
+  if (split_columns(threads, M, N))
     split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
       gemm_blocked(M, end - begin, K, prepacked_a(Ap, padded, 0), implicit_b(B, begin), C + begin,
                    ldc, accumulate);
@@ -342,7 +344,7 @@ void gemm_implicit_a_parallel_cpu(index_t M, index_t N, index_t K, const APacker
     gemm_implicit_a_cpu(M, N, K, A, B, rs_b, cs_b, C, ldc, accumulate);
     return;
   }
-  if (split_columns(threads, M, N, NR<T>()))
+  if (split_columns(threads, M, N))
     split_over_threads(threads, N, NR<T>(), [&](index_t begin, index_t end) {
       gemm_blocked(M, end - begin, K, implicit_a(A, 0, K), strided_b(B + begin * cs_b, rs_b, cs_b),
                    C + begin, ldc, accumulate);

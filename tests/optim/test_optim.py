@@ -358,3 +358,70 @@ def test_scheduler_resume_and_bad_arguments():
     StepLR(opt, step_size=2)
     resumed = StepLR(opt, step_size=2, gamma=0.5, last_epoch=5)
     assert resumed.base_lrs == [0.1] and resumed.last_epoch == 6
+
+
+# CPU float32/float64 parameters take striate._cpu's fused one-pass updates; the Tensor-operation
+# update (the one GPU arrays and float16 take) is their reference, on a problem large enough for
+# the kernels' threads (40,000 elements).
+FUSED_CASES = [
+    (SGD, dict(lr=0.05)),
+    (SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    (SGD, dict(lr=0.05, momentum=0.9, dampening=0.3)),
+    (SGD, dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02)),
+    (Adam, dict(lr=0.01)),
+    (Adam, dict(lr=0.01, weight_decay=0.05, amsgrad=True)),
+    (AdamW, dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,kwargs", FUSED_CASES, ids=[f"{c.__name__}-{sorted(k)}" for c, k in FUSED_CASES])
+def test_fused_cpu_update_matches_tensor_update(cls, kwargs, dtype, monkeypatch):
+    import striate.optim.optimizer as optimizer_module
+    from striate.optim import adam, sgd
+
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(s).astype(dtype) for s in [(200, 200), (7,), ()]]
+    grads = [[rng.standard_normal(a.shape).astype(dtype) for a in start] for _ in range(4)]
+
+    def run():
+        params = [st.tensor(a.copy(), requires_grad=True) for a in start]
+        opt = cls(params, **kwargs)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = st.tensor(g)
+            opt.step()
+        return params, opt
+
+    fused, fused_opt = run()
+    for module in (sgd, adam, optimizer_module):
+        monkeypatch.setattr(module, "fused_arrays", lambda *t: None)
+    reference, reference_opt = run()
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for p, q in zip(fused, reference):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=tol, atol=tol)
+    for i in range(len(start)):  # and the optimizer's state, which a state dict carries
+        for key, value in reference_opt.state[reference[i]].items():
+            got = fused_opt.state[fused[i]][key]
+            if isinstance(value, st.Tensor):
+                np.testing.assert_allclose(got.numpy(), value.numpy(), rtol=tol, atol=tol, err_msg=key)
+            else:
+                assert got == value, key
+
+
+def test_fused_update_checks_its_arrays():
+    p, g = np.zeros(6, np.float32), np.ones(6, np.float32)
+    with pytest.raises(ValueError, match="sgd_update: grad must have 6 elements"):
+        st._cpu.sgd_update(p, np.ones(5, np.float32), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match="sgd_update: grad must have dtype float32"):
+        st._cpu.sgd_update(p, g.astype(np.float64), None, 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="momentum needs buf"):
+        st._cpu.sgd_update(p, g, None, 0.1, 0.9, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match="adam_update: step must be >= 1"):
+        st._cpu.adam_update(p, g, p.copy(), p.copy(), None, 0.1, 0.9, 0.99, 1e-8, 0.0, False, 0)
+    with pytest.raises(ValueError, match="must be writable"):
+        ro = p.copy()
+        ro.flags.writeable = False
+        st._cpu.sgd_update(ro, g, None, 0.1, 0.0, 0.0, 0.0, False, False)
+    st._cpu.sgd_update(p, g, None, 0.5, 0.0, 0.0, 0.0, False, False)
+    np.testing.assert_array_equal(p, np.full(6, -0.5, np.float32))

@@ -15,8 +15,9 @@ with amsgrad, ``max_exp_avg_sq``.
 """
 from __future__ import annotations
 
+from .. import _cpu
 from ..tensor import zeros
-from .optimizer import Optimizer
+from .optimizer import Optimizer, fused_arrays
 
 
 class Adam(Optimizer):
@@ -60,6 +61,13 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = zeros(p.shape, dtype=p.dtype, device=p.device)
         state["step"] += 1
         step = state["step"]
+        amsgrad = group["amsgrad"]
+        arrays = fused_arrays(p, grad, state["exp_avg"], state["exp_avg_sq"],
+                              *((state["max_exp_avg_sq"],) if amsgrad else ()))
+        if arrays is not None:  # one C++ pass on CPU float32/float64 arrays
+            _cpu.adam_update(*arrays[:4], arrays[4] if amsgrad else None, lr, beta1, beta2, eps,
+                             weight_decay, self.decoupled_weight_decay, step)
+            return
         if weight_decay != 0:
             if self.decoupled_weight_decay:
                 p.mul_(1 - lr * weight_decay)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensor import Tensor
 
@@ -27,6 +29,21 @@ class _Required:
 
 
 required = _Required()
+
+
+def fused_arrays(*tensors):
+    """The arrays of tensors for striate._cpu's fused updates (one pass per parameter), or None
+    where those cannot run them: a None, a GPU array, another dtype than float32/float64, dtypes
+    that differ, a non-contiguous or read-only array. The Tensor-operation update then runs."""
+    arrays = []
+    for t in tensors:
+        a = None if t is None else t.data
+        if (not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64)
+                or a.dtype != tensors[0].data.dtype or not a.flags.c_contiguous
+                or not a.flags.writeable):
+            return None
+        arrays.append(a)
+    return arrays
 _SET_ERROR = ("optimizer parameters must be an ordered collection (a list), not a set: a set's order "
               "changes between runs, and state dicts number parameters by position")
 

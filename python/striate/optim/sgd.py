@@ -9,7 +9,9 @@ The update is torch.optim.SGD's (single-tensor path), step by step::
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer, required
+from .. import _cpu
+from ..tensor import zeros
+from .optimizer import Optimizer, fused_arrays, required
 
 
 class SGD(Optimizer):
@@ -40,6 +42,8 @@ class SGD(Optimizer):
 
     def _update(self, p, grad, group):
         momentum = group["momentum"]
+        if self._fused_update(p, grad, group):
+            return
         if group["weight_decay"] != 0:
             grad = grad + p * group["weight_decay"]
         if momentum != 0:  # without momentum SGD keeps no state, like torch
@@ -50,3 +54,19 @@ class SGD(Optimizer):
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + buf * momentum if group["nesterov"] else buf
         p.add_(grad, alpha=-group["lr"])
+
+    def _fused_update(self, p, grad, group):
+        """The update in one C++ pass on CPU float32/float64 arrays; False where it cannot run."""
+        momentum, first, buf = group["momentum"], False, None
+        if momentum != 0:
+            buf = self.state[p].get("momentum_buffer")
+            if buf is None:
+                buf, first = zeros(p.shape, dtype=p.dtype, device=p.device), True
+        arrays = fused_arrays(p, grad) if buf is None else fused_arrays(p, grad, buf)
+        if arrays is None:
+            return False
+        if first:
+            self.state[p]["momentum_buffer"] = buf
+        _cpu.sgd_update(arrays[0], arrays[1], arrays[2] if buf is not None else None, group["lr"],
+                        momentum, group["dampening"], group["weight_decay"], group["nesterov"], first)
+        return True
