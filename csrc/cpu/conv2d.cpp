@@ -1002,11 +1002,17 @@ void for_each_depth_value(const Conv2dGeometry& g, const Conv2dGeometry& gz, F f
           for (index_t i = 0; i < gz.H; ++i) {
             const index_t h = s * i + r - g.pt;
             const index_t zrow = ((n * gz.C + (c * s + r) * s + q) * gz.H + i) * gz.W;
-            const index_t xrow = ((n * g.C + c) * g.H + h) * g.W;
-            for (index_t j = 0; j < gz.W; ++j) {
-              const index_t w = s * j + q - g.pl;
-              f(zrow + j, h >= 0 && h < g.H && w >= 0 && w < g.W ? xrow + w : index_t(-1));
-            }
+            const index_t xrow = ((n * g.C + c) * g.H + h) * g.W + q - g.pl;
+            // columns j whose w = s*j + q - pl lies in [0, W): [lo, hi); none on a padding row
+            const index_t w0 = q - g.pl;
+            index_t lo = w0 >= 0 ? 0 : (-w0 + s - 1) / s;
+            index_t hi = (g.W - w0 + s - 1) / s;
+            if (h < 0 || h >= g.H) lo = hi = 0;
+            lo = std::min(lo, gz.W);
+            hi = std::max(lo, std::min(hi, gz.W));
+            for (index_t j = 0; j < lo; ++j) f(zrow + j, index_t(-1));
+            for (index_t j = lo; j < hi; ++j) f(zrow + j, xrow + s * j);
+            for (index_t j = hi; j < gz.W; ++j) f(zrow + j, index_t(-1));
           }
 }
 
