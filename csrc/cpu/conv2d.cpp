@@ -1358,6 +1358,8 @@ void conv2d_backward_bias_cpu(T* db, const T* dy, index_t N, index_t K, index_t 
     T s = T(0);
     for (index_t n = 0; n < N; ++n) {
       const T* row = dy + (n * K + k) * P;
+      // vector partial sums (a serial sum would wait on each add's latency)
+#pragma omp simd reduction(+ : s)
       for (index_t p = 0; p < P; ++p) s += row[p];
     }
     db[k] = s;
