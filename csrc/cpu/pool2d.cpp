@@ -69,13 +69,39 @@ index_t max_pool2d_backward_cpu(T* dx, const T* dy, const int64_t* indices, inde
   // Each plane is zeroed and scattered by one thread; an index outside the
   // plane is never dereferenced, only reported (dx is then discarded).
   const index_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+  // 2x2 windows that tile the plane exactly: each window writes its four cells once (the value
+  // at its index, zeros elsewhere) when every index of the plane lies in its own window, as the
+  // forward's do; any other plane is zeroed and scattered below.
+  const bool tiled = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+                     g.dh == 1 && g.dw == 1 && g.H == 2 * g.Ho && g.W == 2 * g.Wo;
   index_t first_bad = planes * out_plane;
 #pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (index_t p = 0; p < planes; ++p) {
     T* dplane = dx + p * in_plane;
-    std::fill(dplane, dplane + in_plane, T(0));
     const T* dyp = dy + p * out_plane;
     const int64_t* ip = indices + p * out_plane;
+    if (tiled) {
+      int outside = 0;
+      for (index_t oh = 0; oh < g.Ho && !outside; ++oh) {
+        T* r0 = dplane + 2 * oh * g.W;
+        T* r1 = r0 + g.W;
+        const int64_t* irow = ip + oh * g.Wo;
+        const T* dyrow = dyp + oh * g.Wo;
+        const int64_t base = 2 * oh * g.W, W = g.W;
+#pragma omp simd reduction(| : outside)
+        for (index_t ow = 0; ow < g.Wo; ++ow) {
+          const int64_t d = irow[ow] - (base + 2 * ow);
+          const T v = T(0) + dyrow[ow];  // as the scatter's 0 + dy
+          outside |= (d != 0) & (d != 1) & (d != W) & (d != W + 1);
+          r0[2 * ow] = d == 0 ? v : T(0);
+          r0[2 * ow + 1] = d == 1 ? v : T(0);
+          r1[2 * ow] = d == W ? v : T(0);
+          r1[2 * ow + 1] = d == W + 1 ? v : T(0);
+        }
+      }
+      if (!outside) continue;
+    }
+    std::fill(dplane, dplane + in_plane, T(0));
     for (index_t o = 0; o < out_plane; ++o) {
       const int64_t i = ip[o];
       if (i >= 0 && i < in_plane)
@@ -133,9 +159,12 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
       if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {
         // Each cell lies in at most one window, (h / 2, w / 2): one value per window written
         // to its (up to) two cells of this row (0 + v, as the general loop adds v to a zero).
-        std::fill(dxrow, dxrow + g.W, T(0));
+        // The cells the whole windows write are written once (no zeroing pass before them).
         const index_t oh = h / 2;
-        if (oh >= g.Ho) continue;
+        if (oh >= g.Ho) {
+          std::fill(dxrow, dxrow + g.W, T(0));
+          continue;
+        }
         const AvgWindow* wrow = win.data() + oh * g.Wo;
         const T* dyrow = dyp + oh * g.Wo;
         index_t ow = 0;
@@ -150,6 +179,7 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
           }
           ow = full;
         }
+        std::fill(dxrow + 2 * ow, dxrow + g.W, T(0));  // the rest: partial windows, uncovered cells
         for (; ow < g.Wo; ++ow) {
           const AvgWindow& wi = wrow[ow];
           if (wi.divisor <= 0 || h >= wi.h1) continue;

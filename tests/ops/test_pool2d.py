@@ -308,3 +308,18 @@ def test_max_2x2_fast_path(hw, ceil_mode, kind, torch):
         assert_close(y, ry, 0, 0)
         _, _, it = _max_torch(torch, cfg, x.astype(np.float64))
         np.testing.assert_array_equal(idx, it.numpy())
+
+
+def test_max_pool_backward_2x2_indices_outside_their_window():
+    # An exactly tiled 2x2 pooling writes each window's four cells in one pass when its indices
+    # lie in their own windows; indices elsewhere in the plane (shared cells add up) are scattered.
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    own = np.stack(np.meshgrid(np.arange(4), np.arange(5), indexing="ij"), -1)
+    idx = np.broadcast_to(own[..., 0] * 2 * 10 + own[..., 1] * 2, g.shape).astype(np.int64).copy()
+    idx[1, 2, 0, 0] = 79  # another window's cell (the last one of the 8x10 plane)
+    idx[0, 1, 3, 4] = 0
+    expected = np.zeros((2, 3, 8, 10), np.float32)
+    for n, c, i, j in np.ndindex(g.shape):
+        expected[n, c].flat[idx[n, c, i, j]] += g[n, c, i, j]
+    assert_close(ops.max_pool2d_backward(g, idx, (2, 3, 8, 10)), expected, 0, 0)
