@@ -530,18 +530,21 @@ constexpr int kDirectTileCount = sizeof(kDirectTiles) / sizeof(kDirectTiles[0]);
 template <typename T>
 constexpr int direct_lanes() { return kSimdBytes / (int)sizeof(T); }
 
-// Estimated cycles of a tile choice: per tap, the FMAs (two per cycle) or the loads (V weight
-// vectors and R broadcasts, two per cycle), whichever is longer, at least the eight chains two
-// FMA pipes of latency four need, plus the loop's own step; times the tiles, including the
+// Estimated cycles of one step of a register tile with r broadcast values and v vector loads
+// (r x v FMAs): the FMAs (two per cycle) or the loads (two per cycle), whichever is longer, at
+// least the eight chains two FMA pipes of latency four need, plus the loop's own step.
+inline double direct_step_cycles(double r, double v) {
+  return std::max({r * v / 2, (r + v) / 2, 4.0}) + 0.5;
+}
+
+// Estimated cycles of a forward tile choice: a step per tap, times the tiles, including the
 // positions past the map's edge a tile computes and drops.
 template <typename T>
 double direct_cost(const Conv2dGeometry& g, const DirectTile& t) {
   const index_t VL = t.v * direct_lanes<T>(), Kg = g.K / g.groups;
-  const double R = t.rh * t.rw;
   const double tiles = double((Kg + VL - 1) / VL) * double((g.N * g.Ho + t.rh - 1) / t.rh) *
                        double((g.Wo + t.rw - 1) / t.rw);
-  const double step = std::max({R * t.v / 2.0, (R + t.v) / 2.0, 4.0}) + 0.5;
-  return tiles * step;
+  return tiles * direct_step_cycles(t.rh * t.rw, t.v);
 }
 
 template <typename T>
@@ -588,12 +591,10 @@ void pad_blocked(T* xp, const T* x, index_t Cg, const Conv2dGeometry& g, const W
       }
       std::fill(row, row + lo * CB, T(0));
       std::fill(row + hi * CB, row + s.Wp * CB, T(0));
-      for (index_t cc = 0; cc < cn; ++cc) {
+      for (index_t cc = 0; cc < cn; ++cc) {  // lanes past the last channel are never read
         const T* src = x + ((c0 + cc) * g.H + h) * g.W + (lo - g.pl);
         for (index_t t = lo; t < hi; ++t) row[t * CB + cc] = src[t - lo];
       }
-      for (index_t cc = cn; cc < CB; ++cc)
-        for (index_t t = lo; t < hi; ++t) row[t * CB + cc] = T(0);
     }
   }
 }
@@ -821,7 +822,7 @@ bool use_direct_weight(const Conv2dGeometry& g) {
 }
 
 // Channel vectors per weight-gradient tile: one accumulator per tap each, at most
-// kDirectAccumulators in all; the count that costs least (direct_cost's model).
+// kDirectAccumulators in all; the count that costs least (direct_step_cycles per position).
 template <typename T>
 int direct_weight_vectors(const Conv2dGeometry& g) {
   const index_t Kg = g.K / g.groups;
@@ -830,7 +831,7 @@ int direct_weight_vectors(const Conv2dGeometry& g) {
   double best_cost = 0;
   for (int v = 1; taps * v <= kDirectAccumulators; ++v) {
     const index_t VL = v * direct_lanes<T>();
-    const double cost = double((Kg + VL - 1) / VL) * (std::max({taps * v / 2, (taps + v) / 2, 4.0}) + 0.5);
+    const double cost = double((Kg + VL - 1) / VL) * direct_step_cycles(taps, v);
     if (v == 1 || cost < best_cost) best = v, best_cost = cost;
   }
   return best;

@@ -393,7 +393,13 @@ def test_fused_cpu_update_matches_tensor_update(cls, kwargs, dtype, monkeypatch)
             opt.step()
         return params, opt
 
+    calls = []
+    for module in (sgd, adam):  # count the fused kernel's calls, then run it
+        kernel = getattr(module._cpu, "sgd_update" if module is sgd else "adam_update")
+        monkeypatch.setattr(module, "_cpu", type("CountingCpu", (), {
+            kernel.__name__: staticmethod(lambda *a, k=kernel: (calls.append(k.__name__), k(*a)))}))
     fused, fused_opt = run()
+    assert len(calls) == len(start) * len(grads), "the CPU float32/float64 update must be the fused one"
     for module in (sgd, adam, optimizer_module):
         monkeypatch.setattr(module, "fused_arrays", lambda *t: None)
     reference, reference_opt = run()

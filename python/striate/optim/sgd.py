@@ -57,16 +57,18 @@ class SGD(Optimizer):
 
     def _fused_update(self, p, grad, group):
         """The update in one C++ pass on CPU float32/float64 arrays; False where it cannot run."""
-        momentum, first, buf = group["momentum"], False, None
-        if momentum != 0:
-            buf = self.state[p].get("momentum_buffer")
-            if buf is None:
-                buf, first = zeros(p.shape, dtype=p.dtype, device=p.device), True
-        arrays = fused_arrays(p, grad) if buf is None else fused_arrays(p, grad, buf)
+        arrays = fused_arrays(p, grad)
         if arrays is None:
             return False
-        if first:
-            self.state[p]["momentum_buffer"] = buf
-        _cpu.sgd_update(arrays[0], arrays[1], arrays[2] if buf is not None else None, group["lr"],
-                        momentum, group["dampening"], group["weight_decay"], group["nesterov"], first)
+        buf, first = None, False
+        if group["momentum"] != 0:
+            buf = self.state[p].get("momentum_buffer")
+            first = buf is None
+            if first:  # contiguous, p's dtype: the first step writes it whole
+                buf = self.state[p]["momentum_buffer"] = zeros(p.shape, dtype=p.dtype, device=p.device)
+            elif fused_arrays(p, buf) is None:
+                return False
+        _cpu.sgd_update(arrays[0], arrays[1], None if buf is None else buf.data, group["lr"],
+                        group["momentum"], group["dampening"], group["weight_decay"],
+                        group["nesterov"], first)
         return True
