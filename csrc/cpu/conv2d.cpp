@@ -555,16 +555,19 @@ int best_direct_tile(const Conv2dGeometry& g) {
   return best;
 }
 
-// The kernel size of an undilated 2x2, 3x3 or 5x5 kernel (the direct kernels' compiled tap
-// loops; space-to-depth turns 4x4 stride-2 layers into 2x2 ones; LeNet's are 5x5), else 0.
+// The kernel size of an undilated square kernel whose taps the direct kernels compile out,
+// else 0: 2x2, 3x3 and 5x5 (LeNet's) at stride 1; 3x3 (ResNet's downsampling) and 4x4 (DCGAN
+// discriminators') at stride 2.
 inline int undilated_square(const Conv2dGeometry& g) {
-  if (g.dh != 1 || g.dw != 1 || g.kh != g.kw) return 0;
-  return g.kh == 2 || g.kh == 3 || g.kh == 5 ? (int)g.kh : 0;
+  if (g.dh != 1 || g.dw != 1 || g.kh != g.kw || g.sh != g.sw) return 0;
+  const index_t k = g.kh;
+  if (g.sh == 1) return k == 2 || k == 3 || k == 5 ? (int)k : 0;
+  return g.sh == 2 && (k == 3 || k == 4) ? (int)k : 0;
 }
 
-// Kernel rows per weight-gradient tile: all of them up to 3x3; one row of a 5x5 kernel (its 25
-// taps would leave no room for a second channel vector).
-constexpr int direct_weight_rows(int ks) { return ks <= 3 ? ks : 1; }
+// Kernel rows per weight-gradient tile: all of them up to 3x3; two rows of a 4x4 kernel and
+// one of a 5x5 (all their taps would leave no room for a second channel vector).
+constexpr int direct_weight_rows(int ks) { return ks <= 3 ? ks : ks == 4 ? 2 : 1; }
 
 // Channels per block of the direct forward's padded copy: one cache line of them. The planes
 // are stored channel-blocked, xp[block][r][t][c % CB], so that the channels a tile runs
@@ -612,7 +615,7 @@ inline WideShape direct_shape(const Conv2dGeometry& g, const DirectTile& t) {
 // channel-blocked padded planes at tile row i's origin (rows[i]: any image, any row):
 // x_i(c, r, t) = rows[i][(c / CB)*plane*CB + (r*Wp + t)*CB + c % CB].
 // KS > 0 compiles the taps of an undilated KS x KS kernel out (KS 0: kh, kw, dh, dw from g);
-// S is the stride (2 only with KS 3: ResNet's downsampling 3x3 layers).
+// S is the stride (2 only with KS 3 or 4: ResNet's downsampling 3x3 layers, DCGAN's 4x4 ones).
 template <typename T, int RH, int RW, int V, int KS, int S = 1>
 void direct_tile(const T* const* rows, index_t plane, index_t Wp, const T* __restrict wk,
                  const Conv2dGeometry& g, T* __restrict tile) {
@@ -675,15 +678,45 @@ index_t direct_values(const Conv2dGeometry& g) {
   const index_t VL = t.v * direct_lanes<T>(), Kg = g.K / g.groups;
   constexpr index_t CB = direct_block<T>();
   const index_t images[] = {g.N, g.groups, (g.C / g.groups + CB - 1) / CB * CB, s.Hp, s.Wp};
+  // all the packed channel tiles, or one per thread (direct_forward)
   const index_t weights[] = {g.groups, (Kg + VL - 1) / VL * VL, g.C / g.groups, g.kh, g.kw};
-  const index_t a = checked_product(images, 5), b = checked_product(weights, 5);
+  const index_t per_thread[] = {(index_t)omp_get_max_threads(), VL, g.C / g.groups, g.kh, g.kw};
+  const index_t a = checked_product(images, 5), b = checked_product(weights, 5),
+                c = checked_product(per_thread, 5);
   index_t total;
-  if (a == kSizeOverflow || b == kSizeOverflow || !checked_add(a, b, &total)) return kSizeOverflow;
+  if (a == kSizeOverflow || b == kSizeOverflow || c == kSizeOverflow || !checked_add(a, std::max(b, c), &total))
+    return kSizeOverflow;
   return total;
 }
 
+// Channel tile k0 / VL of group gi packed for direct_tile: dst[d*VL + l] = the weight of
+// output channel k0 + l at depth d = c*taps + tap (0 past the group's Kg channels). flipped: g
+// is flipped_geometry(g0) and w holds g0's weights (backward data), read flipped and
+// transposed: wf[gi][o][i][t] = w[gi][i][o][taps - 1 - t]. Both read w in runs of contiguous
+// values.
+template <typename T>
+void pack_direct_weights(T* dst, const T* w, const Conv2dGeometry& g, index_t gi, index_t k0, index_t VL,
+                         bool flipped) {
+  const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw, depth = Cg * taps;
+  const index_t kcount = std::min(VL, Kg - k0);
+  if (!flipped) {
+    for (index_t l = 0; l < kcount; ++l) {
+      const T* src = w + (gi * Kg + k0 + l) * depth;
+      for (index_t d = 0; d < depth; ++d) dst[d * VL + l] = src[d];
+    }
+  } else {
+    for (index_t i = 0; i < Cg; ++i)
+      for (index_t l = 0; l < kcount; ++l) {
+        const T* src = w + ((gi * Cg + i) * Kg + k0 + l) * taps;
+        for (index_t t = 0; t < taps; ++t) dst[(i * taps + t) * VL + l] = src[taps - 1 - t];
+      }
+  }
+  for (index_t d = 0; d < depth; ++d)
+    for (index_t l = kcount; l < VL; ++l) dst[d * VL + l] = T(0);
+}
+
 template <typename T, int RH, int RW, int V>
-void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeometry& g) {
+void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeometry& g, bool flipped) {
   constexpr index_t VL = V * direct_lanes<T>();
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw, depth = Cg * taps;
   const index_t KT = (Kg + VL - 1) / VL, TW = (g.Wo + RW - 1) / RW;
@@ -691,21 +724,6 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
   constexpr index_t CB = direct_block<T>();
   const index_t plane = s.Hp * s.Wp, group_values = (Cg + CB - 1) / CB * CB * plane;
   const index_t image_values = g.groups * group_values;
-  CachedBuffer<T> xp((size_t)(g.N * image_values)), wd((size_t)(g.groups * KT * depth * VL));
-  T* wdp = wd.get();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (index_t gk = 0; gk < g.groups * KT; ++gk)
-    for (index_t d = 0; d < depth; ++d) {
-      const index_t gi = gk / KT, k0 = (gk % KT) * VL;
-      T* dst = wdp + (gk * depth + d) * VL;
-      for (index_t l = 0; l < VL; ++l)
-        dst[l] = k0 + l < Kg ? w[(gi * Kg + k0 + l) * depth + d] : T(0);
-    }
-  T* xpp = xp.get();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (index_t n = 0; n < g.N; ++n)
-    for (index_t gi = 0; gi < g.groups; ++gi)
-      pad_blocked(xpp + n * image_values + gi * group_values, x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g, s);
   // Tile rows run over the output rows of all images (image-major), so that small maps fill a
   // tile (a 2x2 map: rows of several images). Items (group, channel tile, tile row),
   // consecutive ones on one thread: the channel tile outermost when all the weights outweigh
@@ -715,13 +733,39 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
   const bool weights_outer = g.K * depth > g.N * image_values;
   const index_t BT = weights_outer ? TH : std::max<index_t>(1, g.Ho / RH);  // tile rows per block
   const index_t blocks = (TH + BT - 1) / BT, items = blocks * g.groups * KT * BT;
-  const int square = undilated_square(g);
+  // The packed weights: with the channel tile outermost, each thread packs the tiles it runs
+  // into its own L2-sized buffer as it reaches them (a deep layer's 9 MB of weights are then
+  // read once, never written back to memory and read again); else all tiles once, shared.
+  const int threads = omp_get_max_threads();
+  const index_t tile_values = depth * VL;
+  CachedBuffer<T> xp((size_t)(g.N * image_values)),
+      wd((size_t)(weights_outer ? threads * tile_values : g.groups * KT * tile_values));
+  T* wdp = wd.get();
+  if (!weights_outer) {
 #pragma omp parallel for schedule(static)
+    for (index_t gk = 0; gk < g.groups * KT; ++gk)
+      pack_direct_weights(wdp + gk * tile_values, w, g, gk / KT, (gk % KT) * VL, VL, flipped);
+  }
+  T* xpp = xp.get();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t n = 0; n < g.N; ++n)
+    for (index_t gi = 0; gi < g.groups; ++gi)
+      pad_blocked(xpp + n * image_values + gi * group_values, x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g, s);
+  const int square = undilated_square(g);
+#pragma omp parallel num_threads(threads)
+  {
+  T* mine = wdp + (weights_outer ? omp_get_thread_num() * tile_values : 0);
+  index_t mine_gk = -1;  // the tile packed in mine
+#pragma omp for schedule(static)
   for (index_t item = 0; item < items; ++item) {
     const index_t th = item / (BT * g.groups * KT) * BT + item % BT;
     if (th >= TH) continue;
     const index_t kt = (item / BT) % KT, gi = (item / (BT * KT)) % g.groups;
-    const T* wk = wdp + (gi * KT + kt) * depth * VL;
+    if (weights_outer && mine_gk != gi * KT + kt) {
+      pack_direct_weights(mine, w, g, gi, kt * VL, VL, flipped);
+      mine_gk = gi * KT + kt;
+    }
+    const T* wk = weights_outer ? mine : wdp + (gi * KT + kt) * tile_values;
     const T* rows[RH];
     index_t out_row[RH];  // y's offset of each tile row's first position, -1 past the last row
     for (int i = 0; i < RH; ++i) {
@@ -738,6 +782,8 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
       for (int i = 0; i < RH; ++i) shifted[i] = rows[i] + col;
       if (square == 3 && g.sh == 2)
         direct_tile<T, RH, RW, V, 3, 2>(shifted, plane, s.Wp, wk, g, tile);
+      else if (square == 4)
+        direct_tile<T, RH, RW, V, 4, 2>(shifted, plane, s.Wp, wk, g, tile);
       else if (square == 3)
         direct_tile<T, RH, RW, V, 3>(shifted, plane, s.Wp, wk, g, tile);
       else if (square == 2)
@@ -758,31 +804,34 @@ void direct_forward(T* y, const T* x, const T* w, const T* bias, const Conv2dGeo
       }
     }
   }
-}
-
-template <typename T, int I = 0>
-void direct_forward_tile(int index, T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
-  if constexpr (I < kDirectTileCount) {
-    if (index == I)
-      return direct_forward<T, kDirectTiles[I].rh, kDirectTiles[I].rw, kDirectTiles[I].v>(y, x, w, b, g);
-    direct_forward_tile<T, I + 1>(index, y, x, w, b, g);
   }
 }
 
-// y = conv(x, w) + b by the direct kernel (stride 1), with the tile that costs least for g.
+template <typename T, int I = 0>
+void direct_forward_tile(int index, T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
+                         bool flipped) {
+  if constexpr (I < kDirectTileCount) {
+    if (index == I)
+      return direct_forward<T, kDirectTiles[I].rh, kDirectTiles[I].rw, kDirectTiles[I].v>(y, x, w, b, g, flipped);
+    direct_forward_tile<T, I + 1>(index, y, x, w, b, g, flipped);
+  }
+}
+
+// y = conv(x, w) + b by the direct kernel, with the tile that costs least for g (flipped: as
+// direct_forward).
 template <typename T>
-void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g) {
-  direct_forward_tile<T>(best_direct_tile<T>(g), y, x, w, b, g);
+void conv2d_forward_direct(T* y, const T* x, const T* w, const T* b, const Conv2dGeometry& g,
+                           bool flipped = false) {
+  direct_forward_tile<T>(best_direct_tile<T>(g), y, x, w, b, g, flipped);
 }
 
-// The strides the direct kernels take: 1, or 2 with an undilated 3x3 kernel.
+// The strides the direct kernels take: 1, or 2 with an undilated 3x3 or 4x4 kernel.
 inline bool direct_stride(const Conv2dGeometry& g) {
-  return (g.sh == 1 && g.sw == 1) || (g.sh == 2 && g.sw == 2 && undilated_square(g) == 3);
+  return (g.sh == 1 && g.sw == 1) || (g.sh == 2 && undilated_square(g) > 0);
 }
 
-// Whether the direct kernel runs g: forced for every stride-1 convolution (and 3x3 stride 2)
-// by CONV2D_DIRECT;
-// under CONV2D_AUTO for stride-1 convolutions with at least 8 input channels per group (a
+// Whether the direct kernel runs g: forced for every stride-1 convolution (and 3x3 or 4x4
+// stride 2) by CONV2D_DIRECT; under CONV2D_AUTO for those with at least 8 input channels per group (a
 // tap loop long enough), at least half a vector of output channels, rows of at least 4
 // positions, and a tile that wastes at most a quarter of its work on positions and channels
 // past the edges (a 2x2 map of a deep layer goes to the batched GEMM instead: 84 GFLOP/s
@@ -804,21 +853,27 @@ bool use_direct(const Conv2dGeometry& g) {
 }
 
 // The direct weight gradient of a stride-1 convolution with an undilated 2x2, 3x3 or 5x5
-// kernel (or 3x3 stride 2):
+// kernel (or 3x3 or 4x4 at stride 2):
 //   dw[k][c][a][b] = sum over n, oh, ow of dy[n][k][oh*S + a][ow*S + b] * xp[n][c][oh + a][ow + b].
-// A register tile holds the taps of one input channel c (all of them, or one kernel row of a
-// 5x5) for V vectors of output
+// A register tile holds the taps of one input channel c (all of them, two kernel rows of a 4x4
+// or one of a 5x5) for V vectors of output
 // channels; for every output position it loads V vectors of dy transposed to channels-last
 // (per tile, dyt[tile][n][p][lane]) and broadcasts the inputs around it from the padded planes (constant
 // offsets from one row pointer). The sum over positions stays in registers: tiles are
 // independent (no per-thread partial gradients, deterministic for any thread count), and no
 // column matrix is built. Positions run in chunks of images whose dyt block stays in L2.
+template <typename T>
 bool use_direct_weight(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
   if (strategy != CONV2D_AUTO && strategy != CONV2D_DIRECT) return false;
-  // under AUTO, rows of at least 4 positions (the loop over a row's positions is the inner one)
-  return direct_stride(g) && undilated_square(g) > 0 &&
-         (strategy == CONV2D_DIRECT || (g.C / g.groups >= 8 && g.Wo >= 4));
+  if (!direct_stride(g) || undilated_square(g) == 0) return false;
+  if (strategy == CONV2D_DIRECT) return true;
+  // Under AUTO: rows of at least 4 positions (the loop over a row's positions is the inner one),
+  // and at least 8 input channels per group, or else few outputs (one vector of them) or a
+  // stride of 2, where the GEMM's sum over positions runs as a thin product (the first layers
+  // of U-Net, LeNet and DCGAN's discriminator, 3-16 outputs from 1-3 channels or stride 2,
+  // took 2-2.4x the direct kernel's time at 1 thread).
+  return g.Wo >= 4 && (g.C / g.groups >= 8 || g.K / g.groups <= direct_lanes<T>() || g.sh == 2);
 }
 
 // Channel vectors per weight-gradient tile: one accumulator per tap each, at most
@@ -953,10 +1008,11 @@ void direct_weight_vectors_dispatch(T* dw, const T* dy, const T* x, const Conv2d
 
 template <typename T>
 void conv2d_backward_weight_direct(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
-  const int vectors = direct_weight_vectors<T>(g);
-  if (undilated_square(g) == 3 && g.sh == 2) return direct_weight_vectors_dispatch<T, 3, 2>(dw, dy, x, g, vectors);
-  if (undilated_square(g) == 3) return direct_weight_vectors_dispatch<T, 3, 1>(dw, dy, x, g, vectors);
-  if (undilated_square(g) == 5) return direct_weight_vectors_dispatch<T, 5, 1>(dw, dy, x, g, vectors);
+  const int vectors = direct_weight_vectors<T>(g), square = undilated_square(g);
+  if (square == 3 && g.sh == 2) return direct_weight_vectors_dispatch<T, 3, 2>(dw, dy, x, g, vectors);
+  if (square == 4) return direct_weight_vectors_dispatch<T, 4, 2>(dw, dy, x, g, vectors);
+  if (square == 3) return direct_weight_vectors_dispatch<T, 3, 1>(dw, dy, x, g, vectors);
+  if (square == 5) return direct_weight_vectors_dispatch<T, 5, 1>(dw, dy, x, g, vectors);
   direct_weight_vectors_dispatch<T, 2, 1>(dw, dy, x, g, vectors);
 }
 
@@ -1063,14 +1119,11 @@ index_t direct_workspace_values(const Conv2dGeometry& g, size_t elem) {
   const bool dbl = elem == sizeof(double);
   index_t fwd = (dbl ? use_direct<double>(g) : use_direct<float>(g)) ? values(g) : 0, bwd = 0;
   if (g.sh == 1 && g.sw == 1 && (dbl ? use_direct<double>(f) : use_direct<float>(f))) {
-    const index_t flipped_sizes[] = {g.C, g.K / g.groups, g.kh, g.kw};
-    const index_t flipped = checked_product(flipped_sizes, 4);
-    bwd = values(f);
-    if (flipped == kSizeOverflow || bwd == kSizeOverflow || !checked_add(bwd, flipped, &bwd))
-      return kSizeOverflow;
+    bwd = values(f);  // the packing reads the weights flipped in place
+    if (bwd == kSizeOverflow) return kSizeOverflow;
   }
-  const index_t wgt = !use_direct_weight(g) ? 0
-                      : elem == sizeof(double) ? direct_weight_values<double>(g) : direct_weight_values<float>(g);
+  const index_t wgt = dbl ? (use_direct_weight<double>(g) ? direct_weight_values<double>(g) : 0)
+                          : (use_direct_weight<float>(g) ? direct_weight_values<float>(g) : 0);
   if (fwd == kSizeOverflow || wgt == kSizeOverflow) return kSizeOverflow;
   return std::max({fwd, bwd, wgt});
 }
@@ -1175,6 +1228,7 @@ void forward_images(T* y, const T* x, const PackedWeights<T>& packed, const T* b
 template <typename T>
 void flip_weights(T* wf, const T* w, const Conv2dGeometry& g) {
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw;
+#pragma omp parallel for collapse(2) schedule(static)
   for (index_t gi = 0; gi < g.groups; ++gi)
     for (index_t k = 0; k < Kg; ++k)
       for (index_t c = 0; c < Cg; ++c) {
@@ -1197,6 +1251,8 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
         for (index_t k = 0; k < g.K; ++k) y[n * g.K + k] += b[k];
     return;
   }
+  // the direct kernel first: it takes 4x4 stride-2 layers as they are
+  if (use_direct<T>(g)) return conv2d_forward_direct(y, x, w, b, g);
   if (use_space_to_depth(g)) {
     const Conv2dGeometry gz = space_to_depth_geometry(g);
     CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), wz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
@@ -1204,7 +1260,6 @@ void conv2d_forward_cpu(T* y, const T* x, const T* w, const T* b, const Conv2dGe
     for_each_depth_weight(g, [&](index_t zo, index_t wo) { wz.get()[zo] = w[wo]; });
     return conv2d_forward_cpu(y, z.get(), static_cast<const T*>(wz.get()), b, gz);
   }
-  if (use_direct<T>(g)) return conv2d_forward_direct(y, x, w, b, g);
   if (use_batched(g, sizeof(T))) return conv2d_forward_batched(y, x, w, b, g);
   forward_images(y, x, PackedWeights<T>(w, g, false), b, g);
 }
@@ -1224,10 +1279,7 @@ void conv2d_backward_data_cpu(T* dx, const T* dy, const T* w, const Conv2dGeomet
     return;
   }
   if (g.sh == 1 && g.sw == 1 && use_direct<T>(flipped_geometry(g))) {
-    CachedBuffer<T> flipped((size_t)(g.C * (g.K / g.groups * g.kh * g.kw)));
-    flip_weights(flipped.get(), w, g);
-    return conv2d_forward_direct(dx, dy, static_cast<const T*>(flipped.get()), static_cast<const T*>(nullptr),
-                                 flipped_geometry(g));
+    return conv2d_forward_direct(dx, dy, w, static_cast<const T*>(nullptr), flipped_geometry(g), true);
   }
   if (use_batched(g, sizeof(T))) return conv2d_backward_data_batched(dx, dy, w, g);
   if (g.sh == 1 && g.sw == 1 && !is_pointwise(g) && use_wide(flipped_geometry(g))) {
@@ -1263,6 +1315,8 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     const index_t D = g.C * g.H * g.W;
     return gemm_parallel_cpu(g.K, D, g.N, dy, (index_t)1, g.K, x, D, (index_t)1, dw, D, false);
   }
+  if (use_direct_weight<T>(g))  // before space-to-depth: it takes 4x4 stride-2 layers as they are
+    return conv2d_backward_weight_direct<T>(dw, dy, x, g);
   if (use_space_to_depth(g)) {
     const Conv2dGeometry gz = space_to_depth_geometry(g);
     CachedBuffer<T> z((size_t)(gz.N * gz.C * gz.H * gz.W)), dwz((size_t)(g.K * gz.C / g.groups * gz.kh * gz.kw));
@@ -1271,8 +1325,6 @@ void conv2d_backward_weight_cpu(T* dw, const T* dy, const T* x, const Conv2dGeom
     for_each_depth_weight(g, [&](index_t zo, index_t wo) { dw[wo] = dwz.get()[zo]; });
     return;
   }
-  if (use_direct_weight(g))
-    return conv2d_backward_weight_direct<T>(dw, dy, x, g);
   if (use_batched(g, sizeof(T))) return conv2d_backward_weight_batched(dw, dy, x, g);
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups;
   const index_t P = g.Ho * g.Wo, CgKK = Cg * g.kh * g.kw;

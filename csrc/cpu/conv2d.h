@@ -36,10 +36,11 @@ void conv2d_backward_bias_cpu(T* db, const T* dy, index_t N, index_t K, index_t 
 // How conv2d_*_cpu lay out their GEMMs: CONV2D_PER_IMAGE runs one GEMM per
 // image and group (images over threads), CONV2D_BATCHED puts the columns of
 // all images side by side (one wide GEMM per group: layers with few output
-// positions per image), CONV2D_DIRECT runs every stride-1 (and 3x3 stride-2)
-// convolution on the direct kernels (no GEMM: forward, backward data at stride
-// 1, the weight gradient of undilated 2x2, 3x3 and 5x5 kernels; the rest as
-// AUTO), CONV2D_AUTO picks by shape. Tests force each one.
+// positions per image), CONV2D_DIRECT runs every stride-1 (and 3x3 or 4x4
+// stride-2) convolution on the direct kernels (no GEMM: forward, backward data
+// at stride 1, the weight gradient of undilated 2x2, 3x3 and 5x5 kernels and of
+// 3x3 and 4x4 ones at stride 2; the rest as AUTO), CONV2D_AUTO picks by shape.
+// Tests force each one.
 enum Conv2dStrategy : int { CONV2D_AUTO = 0, CONV2D_PER_IMAGE = 1, CONV2D_BATCHED = 2, CONV2D_DIRECT = 3 };
 void set_conv2d_strategy_cpu(int strategy);
 int get_conv2d_strategy_cpu();

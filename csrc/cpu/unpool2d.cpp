@@ -1,42 +1,42 @@
 // unpool2d.cpp: max-unpooling (the decoder half of SegNet) on the CPU.
 // Indices are flat positions within each output plane (PyTorch's max_pool2d
-// encoding). The forward validates them all first, so a bad index writes
-// nothing; the backward checks each index as it gathers.
-// When two inputs name the same cell, the later one (in flat order) wins,
-// deterministically, because each plane is written by one thread.
+// encoding). Each plane's indices are checked before that plane is written
+// (one pass over memory: the check leaves them in cache for the scatter), so
+// a bad index is never used to write; the first bad one is reported and the
+// caller discards the output. The backward checks each index as it gathers.
 #include "unpool2d.h"
 
 #include <algorithm>
 
 namespace striate {
 
-namespace {
-
-// First flat position whose index lies outside [0, limit), or -1.
-index_t first_bad_index(const int64_t* indices, index_t count, index_t limit) {
-  index_t first = count;
-#pragma omp parallel for reduction(min : first) schedule(static)
-  for (index_t i = 0; i < count; ++i)
-    if (indices[i] < 0 || indices[i] >= limit) first = std::min(first, i);
-  return first == count ? -1 : first;
-}
-
-}  // namespace
-
 template <typename T>
 index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index_t planes,
                                  index_t in_plane, index_t out_plane) {
-  const index_t bad = first_bad_index(indices, planes * in_plane, out_plane);
-  if (bad >= 0) return bad;
-#pragma omp parallel for schedule(static)
+  const index_t count = planes * in_plane;
+  index_t first_bad = count;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
   for (index_t p = 0; p < planes; ++p) {
+    const int64_t* ip = indices + p * in_plane;
+    // Negative indices compare as huge unsigned values.
+    const uint64_t limit = static_cast<uint64_t>(out_plane);
+    index_t outside = 0;
+#pragma omp simd reduction(+ : outside)
+    for (index_t i = 0; i < in_plane; ++i) outside += static_cast<uint64_t>(ip[i]) >= limit;
+    if (outside) {
+      for (index_t i = 0; i < in_plane; ++i)
+        if (ip[i] < 0 || ip[i] >= out_plane) {
+          first_bad = std::min(first_bad, p * in_plane + i);
+          break;
+        }
+      continue;
+    }
     T* yp = y + p * out_plane;
     std::fill(yp, yp + out_plane, T(0));
     const T* xp = x + p * in_plane;
-    const int64_t* ip = indices + p * in_plane;
     for (index_t i = 0; i < in_plane; ++i) yp[ip[i]] = xp[i];
   }
-  return -1;
+  return first_bad == count ? -1 : first_bad;
 }
 
 template <typename T>

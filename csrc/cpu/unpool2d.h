@@ -4,8 +4,9 @@
 
 namespace striate {
 
-// y (planes, Ho*Wo) = 0 except y[p][indices[p][i]] = x[p][i]. Every index is
-// checked before anything is written; returns the first bad position or -1. y: =
+// y (planes, Ho*Wo) = 0 except y[p][indices[p][i]] = x[p][i]. A plane is
+// written only after all its indices are checked; returns the first bad
+// position or -1, and then the caller must discard y.                    y: =
 template <typename T>
 index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index_t planes,
                                  index_t in_plane, index_t out_plane);

@@ -363,6 +363,10 @@ DIRECT_CASES = [
     ((2, 8, 6, 6), (8, 4, 3, 3), 2, 1, 1, 2),
     ((2, 8, 9, 10), (12, 8, 5, 5), 1, 2, 1, 1),
     ((3, 16, 14, 14), (40, 16, 5, 5), 1, 0, 1, 1),
+    # 4x4 stride 2 (DCGAN discriminators), odd sizes, groups
+    ((2, 8, 14, 14), (20, 8, 4, 4), 2, 1, 1, 1),
+    ((3, 9, 15, 12), (33, 9, 4, 4), 2, (0, 2), 1, 1),
+    ((2, 16, 9, 9), (12, 8, 4, 4), 2, 3, 1, 2),
 ]
 
 
@@ -383,3 +387,37 @@ def test_direct_kernel_matches_torch(case, threads, torch):
         assert_close(ops.conv2d(x, w, None, **kwargs), yt.numpy(), *tol(np.float32, 10), "y float32")
     finally:
         striate._cpu.set_conv2d_strategy("auto")
+
+
+# Shapes AUTO sends to the direct kernels by their own rules (a 4x4 stride-2 layer as it is,
+# not as its space-to-depth image; a weight gradient with few input channels but few outputs or
+# stride 2), against PyTorch in float64: forward and all three gradients.
+AUTO_DIRECT_CASES = [
+    ((3, 32, 14, 14), (64, 32, 4, 4), 2, 1, 1, 1),
+    ((2, 1, 28, 28), (32, 1, 4, 4), 2, 1, 1, 1),
+    ((2, 3, 12, 12), (16, 3, 3, 3), 1, 1, 1, 1),
+    ((2, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1, 1),
+    ((2, 4, 9, 11), (8, 4, 2, 2), 1, 0, 1, 1),
+    ((2, 2, 10, 10), (6, 1, 4, 4), 2, 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("threads", (1, 2))
+@pytest.mark.parametrize("case", AUTO_DIRECT_CASES, ids=[f"x{c[0]}-w{c[1]}-s{c[2]}".replace(" ", "")
+                                                         for c in AUTO_DIRECT_CASES])
+def test_auto_direct_routes_match_torch(case, threads, torch):
+    striate.set_num_threads(threads)
+    xs, ws, stride, padding, dilation, groups = case
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    _assert_matches_torch(xs, ws, kwargs, torch, seed=23)
+    # float32, whose wider vectors change the routes (one vector holds 16 outputs)
+    rng = np.random.default_rng(29)
+    x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, None, **kwargs)
+    g = random_array(rng, tuple(yt.shape), np.float32)
+    yt.backward(torch.tensor(g))
+    assert_close(ops.conv2d(x, w, None, **kwargs), yt.detach().numpy(), *tol(np.float32, 10), "y float32")
+    dx, dw, _ = ops.conv2d_backward(g, x, w, **kwargs, needs=(True, True, False))
+    assert_close(dx, xt.grad.numpy(), *tol(np.float32, 10), "dx float32")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float32, 10), "dw float32")

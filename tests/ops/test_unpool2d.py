@@ -119,19 +119,24 @@ def test_out_of_range_index_raises(bad, where):
 
 @pytest.mark.parametrize("threads", (1, 2))
 @pytest.mark.parametrize("position", (0, 7, -1))
-def test_raw_binding_writes_nothing_before_raising(position, threads):
-    """The forward kernel validates every index before writing: a pre-filled output stays
-    untouched. (The backward gathers and checks in one pass, so only its raising is checked:
-    striate.ops allocates dx itself and drops it on error.)"""
+def test_raw_binding_never_writes_a_plane_with_a_bad_index(position, threads):
+    """The forward kernel checks each plane's indices before writing that plane: the plane
+    holding the bad index stays untouched, nothing is written through it, and the first bad
+    position is reported. (striate.ops allocates y and dx itself and drops them on error.)"""
     striate.set_num_threads(threads)
     rng = np.random.default_rng(7)
     x = random_array(rng, (4, 16, 3, 3))
     idx = np.ascontiguousarray(rng.integers(0, 36, size=x.shape).astype(np.int64))
-    idx.reshape(-1)[position] = 36  # one past the 6x6 output plane
+    flat = position % idx.size
+    idx.reshape(-1)[flat] = 36  # one past the 6x6 output plane
+    if flat != idx.size - 1:
+        idx.reshape(-1)[-1] = -1  # a second, later bad index, in the last plane
     y = np.full((4, 16, 6, 6), 12345.0)
-    with pytest.raises(ValueError, match="outside the output plane"):
+    with pytest.raises(ValueError, match=rf"indices.flat\[{flat}\] = 36 is outside the output plane"):
         _cpu.max_unpool2d_forward(y, x, idx)
-    assert np.all(y == 12345.0)
+    plane = flat // 9
+    assert np.all(y.reshape(64, 36)[plane] == 12345.0)
+    assert np.all(y.reshape(64, 36)[-1] == 12345.0)
     with pytest.raises(ValueError, match="outside the output plane"):
         _cpu.max_unpool2d_backward(np.empty(x.shape), np.zeros((4, 16, 6, 6)), idx)
 
