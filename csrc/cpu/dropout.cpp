@@ -6,7 +6,7 @@
 
 #include "common/philox.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -81,6 +81,67 @@ inline void dropout_32(float* y, uint8_t* mask, const float* x, uint64_t block, 
 }
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+// mulhilo8's 16-lane form.
+inline void mulhilo16(__m512i a, __m512i m, __m512i* lo, __m512i* hi) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+// dropout_32's AVX-512 form: 64 float elements, 16 Philox blocks from `block` on, bit for bit
+// dropout_block() per element.
+inline void dropout_64(float* y, uint8_t* mask, const float* x, uint64_t block, uint64_t seed,
+                       uint64_t offset, uint32_t threshold, float scale) {
+  const uint32_t low = (uint32_t)block, high = (uint32_t)(block >> 32);
+  const __m512i vlow = _mm512_set1_epi32((int)low);
+  __m512i c0 = _mm512_add_epi32(vlow, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  // the high word, plus one in the lanes where the low word wrapped
+  const __m512i vhigh = _mm512_set1_epi32((int)high);
+  __m512i c1 = _mm512_mask_add_epi32(vhigh, _mm512_cmplt_epu32_mask(c0, vlow), vhigh, _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_set1_epi32((int)(uint32_t)offset);
+  __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(offset >> 32));
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+  for (int round = 0; round < 10; ++round) {
+    __m512i lo0, hi0, lo1, hi1;
+    mulhilo16(c0, m0, &lo0, &hi0);
+    mulhilo16(c2, m1, &lo1, &hi1);
+    const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+    const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+    c1 = lo1;
+    c3 = lo0;
+    c0 = n0;
+    c2 = n2;
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
+  }
+  // Element 4 * l + u takes word u of block l. The unpacks work within 128-bit lanes: b04
+  // holds blocks 0, 4, 8, 12 (one per lane), b15 1, 5, 9, 13, b26 2, 6, 10, 14, b37 3, 7, 11, 15;
+  // two rounds of lane shuffles put blocks 4q .. 4q+3 into words[q].
+  const __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpacklo_epi32(c2, c3);
+  const __m512i t2 = _mm512_unpackhi_epi32(c0, c1), t3 = _mm512_unpackhi_epi32(c2, c3);
+  const __m512i b04 = _mm512_unpacklo_epi64(t0, t1), b15 = _mm512_unpackhi_epi64(t0, t1);
+  const __m512i b26 = _mm512_unpacklo_epi64(t2, t3), b37 = _mm512_unpackhi_epi64(t2, t3);
+  const __m512i e0 = _mm512_shuffle_i32x4(b04, b15, 0x88), e1 = _mm512_shuffle_i32x4(b26, b37, 0x88);  // 0 8 1 9, 2 10 3 11
+  const __m512i o0 = _mm512_shuffle_i32x4(b04, b15, 0xDD), o1 = _mm512_shuffle_i32x4(b26, b37, 0xDD);  // 4 12 5 13, 6 14 7 15
+  const __m512i words[4] = {_mm512_shuffle_i32x4(e0, e1, 0x88), _mm512_shuffle_i32x4(o0, o1, 0x88),
+                            _mm512_shuffle_i32x4(e0, e1, 0xDD), _mm512_shuffle_i32x4(o0, o1, 0xDD)};
+  const __m512i thr = _mm512_set1_epi32((int)threshold);
+  const __m512 vscale = _mm512_set1_ps(scale);
+  uint64_t bits = 0;
+  for (int q = 0; q < 4; ++q) {
+    // keep: word >= threshold (unsigned); a dropped element is x * 0, as everywhere
+    const __mmask16 keep = _mm512_cmpge_epu32_mask(words[q], thr);
+    const __m512 factor = _mm512_maskz_mov_ps(keep, vscale);
+    _mm512_storeu_ps(y + 16 * q, _mm512_mul_ps(_mm512_loadu_ps(x + 16 * q), factor));
+    bits |= (uint64_t)keep << (16 * q);
+  }
+  _mm512_storeu_si512(mask, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(1)));
+}
+#endif
+
 }  // namespace
 
 template <typename T>
@@ -93,6 +154,20 @@ void dropout_forward_cpu(T* y, uint8_t* mask, const T* x, index_t count, uint64_
   constexpr index_t LANES = 16;
   const index_t blocks = (count + 3) / 4;
   const index_t full_groups = (count / 4) / LANES;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  // float with a threshold below 2^32 (as below): 16 blocks per AVX-512 step.
+  if (sizeof(T) == sizeof(float) && threshold < (uint64_t(1) << 32)) {
+    const index_t groups = (count / 4) / 16;
+#pragma omp parallel for schedule(static)
+    for (index_t o = 0; o < groups; ++o)
+      dropout_64(reinterpret_cast<float*>(y) + 64 * o, mask + 64 * o,
+                 reinterpret_cast<const float*>(x) + 64 * o, (uint64_t)(16 * o), seed, offset,
+                 (uint32_t)threshold, (float)scale);
+    for (index_t b = groups * 16; b < blocks; ++b)
+      dropout_apply_block(y, mask, x, count, (uint64_t)b, seed, offset, threshold, scale);
+    return;
+  }
+#endif
 #if defined(__AVX2__)
   // float with a threshold below 2^32 (p < 1: always, the caller handles p == 1): 8 blocks per
   // AVX2 step. A kept element is x * scale and a dropped one x * 0, as below.

@@ -24,7 +24,7 @@ def test_philox_known_answers(counter, key, expected):
     assert ref.philox4x32_10(counter, key) == expected  # validates the Python reference too
 
 
-@pytest.mark.parametrize("shape", [(1,), (3,), (4,), (5,), (2, 3, 7, 9), (1, 1, 1, 1), (13, 17)])
+@pytest.mark.parametrize("shape", [(1,), (3,), (4,), (5,), (2, 3, 7, 9), (1, 1, 1, 1), (13, 17), (3, 1001)])
 @pytest.mark.parametrize("p", (0.1, 0.5, 0.77))
 @pytest.mark.parametrize("seed,offset", [(0, 0), (1234, 0), (1234, 5), (2**40 + 7, 2**33 + 3),
                                          (2**64 - 1, 2**64 - 1)])
