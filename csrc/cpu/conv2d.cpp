@@ -832,10 +832,12 @@ inline bool direct_stride(const Conv2dGeometry& g) {
 
 // Whether the direct kernel runs g: forced for every stride-1 convolution (and 3x3 or 4x4
 // stride 2) by CONV2D_DIRECT; under CONV2D_AUTO for those with at least 8 input channels per group (a
-// tap loop long enough), at least half a vector of output channels, rows of at least 4
+// tap loop long enough), at least half a vector of output channels, rows of at least 2
 // positions, and a tile that wastes at most a quarter of its work on positions and channels
-// past the edges (a 2x2 map of a deep layer goes to the batched GEMM instead: 84 GFLOP/s
-// against the direct kernel's 66 at 1 thread).
+// past the edges. (Deep layers on 2x2 and 3x3 maps: the tile rows run across images, and the
+// direct kernel beat the batched GEMM by 0-40% at 1 thread and 15-60% at 2 on an AVX-512
+// Zen 5; on an AVX-512 Xeon the GEMM had led by 84 GFLOP/s to 66 on a 2x2 map with 4 as the
+// limit, which the per-thread weight packing has since narrowed.)
 template <typename T>
 bool use_direct(const Conv2dGeometry& g) {
   const int strategy = conv_strategy.load(std::memory_order_relaxed);
@@ -843,7 +845,7 @@ bool use_direct(const Conv2dGeometry& g) {
   if (strategy == CONV2D_DIRECT) return true;
   const index_t Kg = g.K / g.groups;
   if (strategy != CONV2D_AUTO || is_pointwise(g) || g.C / g.groups < 8 || 2 * Kg < direct_lanes<T>() ||
-      g.Wo < 4)
+      g.Wo < 2)
     return false;
   const DirectTile& t = kDirectTiles[best_direct_tile<T>(g)];
   const index_t VL = t.v * direct_lanes<T>();
