@@ -307,6 +307,20 @@ def _assert_matches_torch(xs, ws, kwargs, torch, seed):
     return g, w
 
 
+def _assert_float32_matches_torch(xs, ws, kwargs, torch, seed):
+    """conv2d and its input and weight gradients of random float32 data against PyTorch's."""
+    rng = np.random.default_rng(seed)
+    x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, None, **kwargs)
+    g = random_array(rng, tuple(yt.shape), np.float32)
+    yt.backward(torch.tensor(g))
+    assert_close(ops.conv2d(x, w, None, **kwargs), yt.detach().numpy(), *tol(np.float32, 10), "y float32")
+    dx, dw, _ = ops.conv2d_backward(g, x, w, **kwargs, needs=(True, True, False))
+    assert_close(dx, xt.grad.numpy(), *tol(np.float32, 10), "dx float32")
+    assert_close(dw, wt.grad.numpy(), *tol(np.float32, 10), "dw float32")
+
+
 @pytest.mark.parametrize("threads", (1, 2))
 @pytest.mark.parametrize("xs,ws", [((5, 3, 4, 6), (7, 3, 4, 6)), ((64, 16, 7, 7), (1, 16, 7, 7)),
                                    ((1, 2, 1, 1), (3, 2, 1, 1)), ((3, 1, 5, 5), (2, 1, 5, 5))])
@@ -380,11 +394,7 @@ def test_direct_kernel_matches_torch(case, threads, torch):
     striate._cpu.set_conv2d_strategy("direct")
     try:
         _assert_matches_torch(xs, ws, kwargs, torch, seed=17)
-        # float32 through the same tiles (the vector width doubles)
-        rng = np.random.default_rng(19)
-        x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
-        yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None, **kwargs)
-        assert_close(ops.conv2d(x, w, None, **kwargs), yt.numpy(), *tol(np.float32, 10), "y float32")
+        _assert_float32_matches_torch(xs, ws, kwargs, torch, seed=19)  # the vector width doubles
     finally:
         striate._cpu.set_conv2d_strategy("auto")
 
@@ -410,14 +420,4 @@ def test_auto_direct_routes_match_torch(case, threads, torch):
     xs, ws, stride, padding, dilation, groups = case
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     _assert_matches_torch(xs, ws, kwargs, torch, seed=23)
-    # float32, whose wider vectors change the routes (one vector holds 16 outputs)
-    rng = np.random.default_rng(29)
-    x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
-    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    yt = torch.nn.functional.conv2d(xt, wt, None, **kwargs)
-    g = random_array(rng, tuple(yt.shape), np.float32)
-    yt.backward(torch.tensor(g))
-    assert_close(ops.conv2d(x, w, None, **kwargs), yt.detach().numpy(), *tol(np.float32, 10), "y float32")
-    dx, dw, _ = ops.conv2d_backward(g, x, w, **kwargs, needs=(True, True, False))
-    assert_close(dx, xt.grad.numpy(), *tol(np.float32, 10), "dx float32")
-    assert_close(dw, wt.grad.numpy(), *tol(np.float32, 10), "dw float32")
+    _assert_float32_matches_torch(xs, ws, kwargs, torch, seed=29)  # wider vectors: other routes
