@@ -3,6 +3,8 @@
     striate train --model lenet5 --data mnist5k --epochs 5 --batch-size 64 \\
                   --augment flip,rotate,shift,scale --out runs/x [--lr --optimizer --seed --threads]
     striate train --task segment --model unet|segnet --data shapes --epochs 12 --out runs/seg
+    striate train --data DIR --model resnet18 --image-size 32 --out runs/ft   # your own images:
+    striate predict --checkpoint runs/ft/last.safetensors --images a.jpg     # see striate.cli_folder
     striate eval --checkpoint runs/x/last.safetensors    # accuracy, or mean IoU for segmentation
     striate train --task gan|cgan|superres|lapgan|stackgan --out runs/g   # see striate.cli_gan
     striate sample --checkpoint runs/g --n 64 --out grid.png [--label 7] [--caption "..."]
@@ -32,10 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_gan
+from . import cli_folder, cli_gan
+from .models.registry import list_models
 from .train.loop import CHECKPOINT_NAME, load_weights
 
-TASK_MODELS = {"classify": ("lenet5", "inception_net"), "segment": ("unet", "segnet")}
+TASK_MODELS = {"classify": tuple(list_models("classify")), "segment": ("unet", "segnet")}
 TASK_DATA = {"classify": ("mnist5k",), "segment": ("shapes",)}
 MODELS = tuple(m for models in TASK_MODELS.values() for m in models)
 DATASETS = tuple(d for data in TASK_DATA.values() for d in data)
@@ -82,12 +85,25 @@ def _add_training_options(parser, epochs, batch_size, lr, schedule, out, task_op
         parser.add_argument("--task", choices=tuple(TASK_MODELS) + cli_gan.GAN_TASKS, default="classify",
                             help="classify (default), segment, or a GAN task: "
                             f"{', '.join(cli_gan.GAN_TASKS)}")
-        parser.add_argument("--model", choices=MODELS + GAN_MODEL_NAMES, default=None,
-                            help="network: lenet5 (default), inception_net for classify; "
-                            "unet (default), segnet for segment; dcgan (default), mlp for gan/cgan")
-        parser.add_argument("--data", choices=DATASETS, default=None,
+        parser.add_argument("--model", choices=MODELS + GAN_MODEL_NAMES, default=None, metavar="NAME",
+                            help="network: lenet5 (default), inception_net, alexnet, vgg11...vgg19_bn, "
+                            "resnet18/34/50 for classify; unet (default), segnet for segment; dcgan "
+                            "(default), mlp for gan/cgan")
+        parser.add_argument("--data", default=None, metavar="NAME|DIR",
                             help="dataset: mnist5k for classify and the digit GANs, shapes for segment "
-                            "and stackgan (the defaults)")
+                            "and stackgan (the defaults); for classify also a folder with one "
+                            "sub-folder of images per class")
+        parser.add_argument("--image-size", type=_positive_int, default=None, metavar="S",
+                            help="--data DIR: resize every image to SxS (needed when sizes differ)")
+        parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                            help="--data DIR without train/ and val/: hold out this share of the images, "
+                            "drawn with --seed (default 0.2)")
+        parser.add_argument("--pretrained", default=None, metavar="FILE",
+                            help="classify: start from these weights (torchvision names: .safetensors, "
+                            ".npz, or .pth with torch installed; a run's last.safetensors); the head is "
+                            "replaced for the data's classes")
+        parser.add_argument("--freeze-backbone", action="store_true",
+                            help="with --pretrained: train only the new head")
     else:
         parser.add_argument("--model", choices=TASK_MODELS["classify"], default="lenet5",
                             help="network (default lenet5)")
@@ -117,6 +133,12 @@ def _add_training_options(parser, epochs, batch_size, lr, schedule, out, task_op
                         help="continue from the run folder's checkpoint")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar or per-epoch lines")
+    _add_device_option(parser)
+
+
+def _add_device_option(parser):
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the network runs (default cpu; cuda needs a usable GPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,12 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a dataset's test split "
                                    "(accuracy; mean IoU for segmentation)")
     evaluate.add_argument("--checkpoint", required=True, help="a last.safetensors written by train")
-    evaluate.add_argument("--data", choices=DATASETS, default=None,
-                          help="dataset (default: the one recorded in the checkpoint)")
-    evaluate.add_argument("--model", choices=MODELS, default=None,
+    evaluate.add_argument("--data", default=None, metavar="NAME|DIR",
+                          help="dataset (default: the one recorded in the checkpoint; a run trained on "
+                          "a folder is scored on its recorded validation split, another folder whole)")
+    evaluate.add_argument("--model", choices=MODELS, default=None, metavar="NAME",
                           help="network (default: the one recorded in the checkpoint)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="batch size (default 256)")
     evaluate.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    _add_device_option(evaluate)
+    predict = commands.add_parser("predict", help="the top classes of images under a classification run")
+    predict.add_argument("--checkpoint", required=True, help="a last.safetensors written by train")
+    predict.add_argument("--images", nargs="+", required=True, metavar="FILE|DIR",
+                         help="image files, or folders whose images are all taken")
+    predict.add_argument("--topk", type=_positive_int, default=3, help="classes shown per image (default 3)")
+    predict.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
+    _add_device_option(predict)
     demo = commands.add_parser("demo", help="train lenet5 on MNIST5k and report the test accuracy")
     # Tuned on the 2-core machine: test accuracy 0.977 with seed 0 in 80 s (5 epochs of batch 64: ~0.96)
     _add_training_options(demo, epochs=15, batch_size=32, lr=2e-3, schedule="cosine", out="runs/demo",
@@ -165,6 +196,44 @@ def _datasets(name: str, limit=None, seed=0):
     return train, test
 
 
+def _classification_sets(model, data, limit=None, seed=0, image_size=None, val_fraction=0.2):
+    """(train, test, class names) for classify: MNIST5k or a folder (its split), the images with
+    the channels ``model`` needs."""
+    from .data import TensorDataset
+
+    if data in DATASETS:
+        train, test = _datasets(data, limit, seed)
+        classes = [str(d) for d in range(10)]
+        x_train, y_train, x_test, y_test = train.x.numpy(), train.y.numpy(), test.x.numpy(), test.y.numpy()
+    else:
+        x_train, y_train, x_test, y_test, classes = cli_folder.folder_split(data, image_size, val_fraction, seed)
+        if limit is not None and limit < len(x_train):
+            import numpy as np
+
+            pick = np.sort(np.random.default_rng(seed).permutation(len(x_train))[:limit])
+            x_train, y_train = x_train[pick], y_train[pick]
+    fit = cli_folder.fit_channels
+    return (TensorDataset(fit(x_train, model), y_train), TensorDataset(fit(x_test, model), y_test), classes)
+
+
+def _check_input_fits(model, dataset, name, device) -> None:
+    """One image through the network first, so that an image size it cannot take is one line
+    before any training (LeNet-5 wants 28x28; the others need enough pixels to pool)."""
+    import striate as st
+
+    x = dataset.get_batch([0])[0].to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with st.no_grad():
+            model(x)
+    except ValueError as exc:
+        raise ValueError(f"train: {name} cannot run on {'x'.join(map(str, x.shape[1:]))} images ({exc}); "
+                         "choose another --image-size (lenet5 wants 28)") from None
+    finally:
+        model.train(was_training)
+
+
 def _augmentation(names):
     """A batch transform for the named augmentations, or None."""
     if not names:
@@ -176,13 +245,30 @@ def _augmentation(names):
     return T.Compose([makers[n]() for n in names])
 
 
-def _model(name: str, num_classes=None, model_args=None):
-    """A fresh network; segmentation networks take 3 input channels and num_classes (default 4)."""
-    from . import models
+def _model(name: str, num_classes=None, model_args=None, in_channels=None):
+    """A fresh network; segmentation networks take 3 input channels and num_classes (default 4),
+    classifiers num_classes (default 10) and, for LeNet-5 and the Inception net, in_channels
+    (default 1)."""
+    from .models import get_model
 
     if name in SEGMENT_MODELS:
-        return getattr(models, name)(3, num_classes or 4, **(model_args or SEGMENT_MODELS[name]))
-    return getattr(models, name)()
+        return get_model(name, in_channels=3, num_classes=num_classes or 4, **(model_args or SEGMENT_MODELS[name]))
+    return cli_folder.build_classifier(name, num_classes or 10, in_channels or 1)
+
+
+def _check_device(device: str, op: str) -> str:
+    """device, after checking that "cuda" has a usable GPU behind it."""
+    if device == "cuda":
+        from . import cuda
+
+        if not cuda.is_available():
+            raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
+                             "False: no CUDA build, driver or device); use --device cpu")
+    return device
+
+
+def _is_folder_data(task: str, data) -> bool:
+    return task == "classify" and data not in DATASETS and data is not None
 
 
 def _task_of_model(name: str) -> str:
@@ -206,9 +292,14 @@ def _resolve_defaults(args) -> None:
     if args.model not in TASK_MODELS[task]:
         raise ValueError(f"train: --model {args.model} is not a {task} model; "
                          f"choose from {', '.join(TASK_MODELS[task])}")
-    if args.data not in TASK_DATA[task]:
+    if _is_folder_data(task, args.data):
+        if not os.path.isdir(args.data):
+            raise ValueError(f"train: --data {args.data!r} is neither a dataset ({', '.join(DATASETS)}) "
+                             f"nor a folder{' (it does not exist)' if not os.path.exists(args.data) else ''}")
+    elif args.data not in TASK_DATA[task]:
         raise ValueError(f"train: --data {args.data} is not a {task} dataset; "
-                         f"choose from {', '.join(TASK_DATA[task])}")
+                         f"choose from {', '.join(TASK_DATA[task])}"
+                         + (" or a folder of class folders" if task == "classify" else ""))
 
 
 def _optimizer(name: str, params, lr):
@@ -234,7 +325,11 @@ def run_training(args) -> float:
     """
     if args.resume:
         _check_resumable(args.out)
+    _check_device(args.device, args.command)
     if getattr(args, "task", None) in cli_gan.GAN_TASKS:
+        if args.device != "cpu":
+            raise ValueError(f"train: --device {args.device} is not wired into the GAN tasks yet; "
+                             "they train on the CPU")
         return cli_gan.run(args)
     _resolve_defaults(args)
     os.makedirs(args.out, exist_ok=True)  # an unusable --out fails now, not after the first epoch
@@ -258,19 +353,28 @@ def run_classification(args) -> float:
 
     _set_threads(args.threads)
     st.manual_seed(args.seed)
-    train_set, test_set = _datasets(args.data, args.limit, args.seed)
+    folder = {"image_size": getattr(args, "image_size", None), "val_fraction": getattr(args, "val_fraction", 0.2)}
+    train_set, test_set, classes = _classification_sets(args.model, args.data, args.limit, args.seed, **folder)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                               transform=_augmentation(args.augment))
     test_loader = DataLoader(test_set, batch_size=256)
-    model = _model(args.model)
-    optimizer = _optimizer(args.optimizer, model.parameters(), args.lr)
+    channels = train_set.x.shape[1]
+    model = cli_folder.build_classifier(args.model, len(classes), channels, getattr(args, "pretrained", None),
+                                        getattr(args, "freeze_backbone", False)).to(args.device)
+    _check_input_fits(model, train_set, args.model, args.device)
+    optimizer = _optimizer(args.optimizer, [p for p in model.parameters() if p.requires_grad], args.lr)
     scheduler = (st.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
                  if args.schedule == "cosine" else None)
     meta = {"task": "classify", "model": args.model, "data": args.data, "optimizer": args.optimizer,
             "lr": optimizer.param_groups[0]["lr"], "batch_size": args.batch_size,
             "augment": ",".join(args.augment), "schedule": args.schedule, "seed": args.seed,
             "epochs": args.epochs, "limit": args.limit}
-    print(f"training {args.model} on {args.data} ({len(train_set)} train / {len(test_set)} test images), "
+    if args.data not in DATASETS:  # a folder: what eval and predict need to read it again
+        meta.update(folder, classes=classes, num_classes=len(classes), in_channels=channels,
+                    pretrained=getattr(args, "pretrained", None),
+                    freeze_backbone=getattr(args, "freeze_backbone", False))
+    print(f"training {args.model} on {args.data} ({len(train_set)} train / {len(test_set)} test images"
+          f"{', ' + str(len(classes)) + ' classes' if args.data not in DATASETS else ''}), "
           f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {meta['lr']:g} "
           f"(schedule {args.schedule}), "
           f"augment: {meta['augment'] or 'none'}, {st.get_num_threads()} threads", flush=True)
@@ -279,11 +383,11 @@ def run_classification(args) -> float:
                   checkpoint_dir=args.out, progress=args.progress, resume=args.resume, meta=meta)
     seconds = time.perf_counter() - began
     history.save(args.out)
-    save_confusion_png(confusion_matrix(model, test_loader, 10), os.path.join(args.out, "confusion.png"))
+    save_confusion_png(confusion_matrix(model, test_loader, len(classes)), os.path.join(args.out, "confusion.png"))
     images, labels = test_set.get_batch(_grid_indices(len(test_set)))
     model.eval()
     with st.no_grad():
-        preds = model(images).argmax(1)
+        preds = model(images.to(args.device)).argmax(1)
     save_prediction_grid(images, labels, preds, os.path.join(args.out, "predictions.png"))
     accuracy = history.val_accuracy[-1] if len(history) else float("nan")
     print(f"training took {seconds:.1f} s; wrote {args.out}/ (last.safetensors, history.json, curves.png, "
@@ -324,8 +428,9 @@ def _overlay_writer(folder, test_set, names):
     def write(epoch, model, history):
         was_training = model.training
         model.eval()
+        device = next((p.device for p in model.parameters()), "cpu")
         with st.no_grad():
-            logits = model(images)
+            logits = model(images.to(device)).to("cpu")
         model.train(was_training)
         num_classes = logits.shape[1]
         scores = [iou(logits[i:i + 1], masks[i:i + 1], num_classes)[1] for i in range(images.shape[0])]
@@ -349,7 +454,7 @@ def run_segmentation(args) -> float:
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                               transform=_augmentation(args.augment))
     test_loader = DataLoader(test_set, batch_size=100)
-    model = _model(args.model, num_classes)
+    model = _model(args.model, num_classes).to(args.device)
     optimizer = _optimizer(args.optimizer, model.parameters(), args.lr)
     scheduler = (st.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
                  if args.schedule == "cosine" else None)
@@ -402,6 +507,7 @@ def run_eval(args) -> dict:
     from .train import evaluate
 
     _set_threads(args.threads)
+    device = _check_device(args.device, "eval")
     state = st.load(args.checkpoint)
     meta = (state.get("meta") if isinstance(state, dict) else None) or {}
     task = meta.get("task") if isinstance(meta, dict) else None
@@ -419,11 +525,15 @@ def run_eval(args) -> dict:
         raise ValueError(f"eval: {args.checkpoint} does not record its model; pass --model")
     task = task or _task_of_model(name)
     data = args.data or meta.get("data") or TASK_DATA[task][0]
-    if data not in TASK_DATA[task]:
+    if _is_folder_data(task, data):
+        if not os.path.isdir(data):
+            raise ValueError(f"eval: --data {data!r} is neither a dataset ({', '.join(DATASETS)}) nor a folder")
+    elif data not in TASK_DATA[task]:
         raise ValueError(f"eval: --data {data} is not a {task} dataset; "
                          f"choose from {', '.join(TASK_DATA[task])}")
-    model = _model(name, meta.get("num_classes"), meta.get("model_args"))
+    model = _model(name, meta.get("num_classes"), meta.get("model_args"), meta.get("in_channels"))
     load_weights(model, state["model"], args.checkpoint, "eval")
+    model.to(device)
     if task == "segment":
         from .metrics import MeanIoU
 
@@ -435,13 +545,39 @@ def run_eval(args) -> dict:
         print(f"loss: {result['loss']:.4f}")
         _print_segmentation_scores(result, metric, test_set.class_names)
         return result
-    _, test_set = _datasets(data)
+    test_set, split = _eval_classification_set(name, data, meta)
     result = evaluate(model, DataLoader(test_set, batch_size=args.batch_size))
-    print(f"{name} from {args.checkpoint} (epoch {state.get('epoch')}) on {data} test "
+    print(f"{name} from {args.checkpoint} (epoch {state.get('epoch')}) on {data} {split} "
           f"({len(test_set)} images)")
     print(f"loss: {result['loss']:.4f}")
     print(f"accuracy: {result['accuracy']:.4f}")
     return result
+
+
+def _eval_classification_set(name, data, meta):
+    """(test set, its description) for eval: MNIST5k's test set; the run's own folder: the validation
+    split recorded in meta (same --val-fraction, --seed, --image-size); another folder: all of it,
+    with the run's classes."""
+    import numpy as np
+
+    from .data import ImageFolder, TensorDataset
+
+    if data in DATASETS:
+        return _classification_sets(name, data)[1], "test"
+    size = meta.get("image_size")
+    if data == meta.get("data"):
+        _, test_set, _ = _classification_sets(name, data, None, meta.get("seed", 0), size,
+                                              meta.get("val_fraction", 0.2))
+        return test_set, "validation split"
+    images = ImageFolder(data, size=None if size is None else (size, size))
+    classes = meta.get("classes") or [str(d) for d in range(10)]
+    if list(images.classes) != list(classes):
+        raise ValueError(f"eval: {data!r} has classes {images.classes} but the run was trained on {classes}")
+    x = images.x.numpy()
+    channels = int(meta.get("in_channels", x.shape[1]))
+    if x.shape[1] != channels:
+        x = np.repeat(x, channels, axis=1) if x.shape[1] == 1 else x.mean(axis=1, keepdims=True)
+    return TensorDataset(cli_folder.fit_channels(x, name), images.y.numpy()), "folder"
 
 
 def find_bench_runner():
@@ -499,6 +635,8 @@ def _run_command(args) -> int:
         run_eval(args)
     elif args.command == "sample":
         cli_gan.sample(args)
+    elif args.command == "predict":
+        cli_folder.run_predict(args)
     elif args.command == "bench":
         return run_bench(args)
     return 0

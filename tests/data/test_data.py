@@ -289,7 +289,7 @@ def test_image_folder_refuses_missing_and_empty_folders_naming_them(tmp_path):
             Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / name / "0.png")
     (root / "bee" / "notes.txt").write_text("no images here")
     with pytest.raises(ValueError, match=rf"ImageFolder: class folder\(s\) '{re.escape(str(root / 'bee'))}' "
-                       r"hold no \.png/\.jpg/\.jpeg images"):
+                       r"hold no \.png/\.jpg/\.jpeg/\.bmp images"):
         ImageFolder(root)  # refused, not skipped: skipping would give cat label 1 instead of 2
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "bee" / "0.png")
     np.testing.assert_array_equal(ImageFolder(root).y.numpy(), [0, 1, 2])

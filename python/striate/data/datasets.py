@@ -18,7 +18,7 @@ MNIST5K_PATH = os.path.join(_ASSETS, "mnist5k.npz")
 # IDX type byte -> (big-endian numpy dtype, name)
 _IDX_TYPES = {0x08: (">u1", "ubyte"), 0x09: (">i1", "byte"), 0x0B: (">i2", "short"),
               0x0C: (">i4", "int"), 0x0D: (">f4", "float"), 0x0E: (">f8", "double")}
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16")
 
 
@@ -102,7 +102,7 @@ def _import_pil():
 
 
 class ImageFolder(TensorDataset):
-    """Images in ``root/<class name>/*.png|jpg|jpeg``; labels index the sorted class names.
+    """Images in ``root/<class name>/*.png|jpg|jpeg|bmp``; labels index the sorted class names.
 
     Grayscale images give C=1; if any image has colour, all are read as RGB
     (C=3). Without ``size`` every image must have the same size.
@@ -132,7 +132,7 @@ class ImageFolder(TensorDataset):
         self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         if not self.classes:
             raise ValueError(f"ImageFolder: root {root!r} holds no class folders; expected "
-                             f"{os.path.join(root, '<class name>', '<image>')}.png|jpg|jpeg")
+                             f"{os.path.join(root, '<class name>', '<image>')}.png|jpg|jpeg|bmp")
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
         self.files, labels, empty = [], [], []
         for c in self.classes:

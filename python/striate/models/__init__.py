@@ -11,6 +11,8 @@
   (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``).
 - ``LAPGAN``: a Laplacian pyramid of GANs (``lapgan.py``).
 - ``finetune`` swaps the classification head and freezes the rest.
+- ``registry``: ``get_model(name, **kwargs)`` and ``list_models(task)``, the
+  networks by name (the command line's ``--model``).
 """
 from ._layers import AdaptiveAvgPool2d, adaptive_avg_pool2d
 from .alexnet import AlexNet, alexnet
@@ -26,6 +28,8 @@ from .stackgan import (ConditioningAugmentation, StageIDiscriminator, StageIGene
                        StageIIGenerator, fit_stackgan, shapes_text_data, stackgan_sample)
 from .unet import UNet, unet, unet_output_size
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from . import registry
+from .registry import get_model, list_models
 from .vgg import VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
 
 __all__ = [
@@ -38,5 +42,5 @@ __all__ = [
     "ImageConditionedDiscriminator", "dcgan_layout", "ShapeAttributeNet",
     "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
     "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
-    "LAPGAN", "DetailDiscriminator",
+    "LAPGAN", "DetailDiscriminator", "registry", "get_model", "list_models",
 ]
