@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "a folder is scored on its recorded validation split, another folder whole)")
     evaluate.add_argument("--model", choices=MODELS, default=None, metavar="NAME",
                           help="network (default: the one recorded in the checkpoint)")
+    evaluate.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                          help="a folder run's held-out share (default: the recorded one)")
+    evaluate.add_argument("--seed", type=int, default=None, help="a folder run's split seed (default: the recorded one)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="batch size (default 256)")
     evaluate.add_argument("--threads", type=_positive_int, default=None, help="CPU threads")
     _add_device_option(evaluate)
@@ -545,7 +548,9 @@ def run_eval(args) -> dict:
         print(f"loss: {result['loss']:.4f}")
         _print_segmentation_scores(result, metric, test_set.class_names)
         return result
-    test_set, split = _eval_classification_set(name, data, meta)
+    split_args = {"val_fraction": args.val_fraction, "seed": args.seed}
+    test_set, split = _eval_classification_set(name, data, {**meta, **{k: v for k, v in split_args.items()
+                                                                        if v is not None}})
     result = evaluate(model, DataLoader(test_set, batch_size=args.batch_size))
     print(f"{name} from {args.checkpoint} (epoch {state.get('epoch')}) on {data} {split} "
           f"({len(test_set)} images)")

@@ -86,6 +86,9 @@ def test_train_on_a_folder_then_eval_and_predict(tmp_path, capsys):
     assert cli.main(["eval", "--checkpoint", str(out / "last.safetensors"), "--threads", "1"]) == 0
     evaluated = capsys.readouterr().out
     assert "validation split (4 images)" in evaluated and evaluated.strip().endswith(f"accuracy: {accuracy}")
+    assert cli.main(["eval", "--checkpoint", str(out / "last.safetensors"), "--val-fraction", "0.5",
+                     "--seed", "1", "--threads", "1"]) == 0
+    assert "validation split (8 images)" in capsys.readouterr().out
     results = cli_folder.run_predict(cli.build_parser().parse_args(
         ["predict", "--checkpoint", str(out / "last.safetensors"), "--images", str(root / "red"),
          str(root / "blue" / "1.jpg"), "--topk", "2"]))
