@@ -259,17 +259,6 @@ def _model(name: str, num_classes=None, model_args=None, in_channels=None):
     return cli_folder.build_classifier(name, num_classes or 10, in_channels or 1)
 
 
-def _check_device(device: str, op: str) -> str:
-    """device, after checking that "cuda" has a usable GPU behind it."""
-    if device == "cuda":
-        from . import cuda
-
-        if not cuda.is_available():
-            raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
-                             "False: no CUDA build, driver or device); use --device cpu")
-    return device
-
-
 def _is_folder_data(task: str, data) -> bool:
     return task == "classify" and data not in DATASETS and data is not None
 
@@ -328,7 +317,7 @@ def run_training(args) -> float:
     """
     if args.resume:
         _check_resumable(args.out)
-    _check_device(args.device, args.command)
+    cli_folder.check_device(args.device, args.command)
     if getattr(args, "task", None) in cli_gan.GAN_TASKS:
         if args.device != "cpu":
             raise ValueError(f"train: --device {args.device} is not wired into the GAN tasks yet; "
@@ -510,7 +499,7 @@ def run_eval(args) -> dict:
     from .train import evaluate
 
     _set_threads(args.threads)
-    device = _check_device(args.device, "eval")
+    device = cli_folder.check_device(args.device, "eval")
     state = st.load(args.checkpoint)
     meta = (state.get("meta") if isinstance(state, dict) else None) or {}
     task = meta.get("task") if isinstance(meta, dict) else None

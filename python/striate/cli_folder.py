@@ -28,6 +28,17 @@ def _image_size(size):
     return None if size is None else (int(size), int(size))
 
 
+def check_device(device: str, op: str) -> str:
+    """device, after checking that "cuda" has a usable GPU behind it."""
+    if device == "cuda":
+        from . import cuda
+
+        if not cuda.is_available():
+            raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
+                             "False: no CUDA build, driver or device); use --device cpu")
+    return device
+
+
 def folder_split(root, image_size=None, val_fraction=0.2, seed=0):
     """(train images, train labels, val images, val labels, class names) from a class folder.
 
@@ -36,8 +47,6 @@ def folder_split(root, image_size=None, val_fraction=0.2, seed=0):
             images of different sizes without ``image_size``, too few images to split, or
             ``DIR/train`` and ``DIR/val`` with different classes (each names the problem).
     """
-    from .data import ImageFolder
-
     try:
         return _folder_split(root, _image_size(image_size), val_fraction, seed)
     except ValueError as exc:
@@ -155,11 +164,11 @@ def read_images(files, image_size, channels):
 def run_predict(args) -> list:
     """Top-k classes with probabilities for each image; returns [(file, [(class, p), ...]), ...]."""
     import striate as st
-    from .cli import _check_device, _set_threads
     from .train.loop import load_weights
 
-    _set_threads(args.threads)
-    device = _check_device(args.device, "predict")
+    if args.threads is not None:
+        st.set_num_threads(args.threads)
+    device = check_device(args.device, "predict")
     files = image_files(args.images)
     state = st.load(args.checkpoint)
     meta = (state.get("meta") if isinstance(state, dict) else None) or {}

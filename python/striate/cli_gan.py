@@ -12,7 +12,7 @@ and 3N at the top.
 14x14 inputs (nearest-upsampled), then the 28x28 outputs, then the originals.
 
 Every task trains through the library (:func:`striate.train.fit_gan`,
-:meth:`striate.models.LAPGAN.fit`, :func:`striate.models.stackgan.fit_stackgan`),
+:func:`striate.train.fit_lapgan`, :func:`striate.train.fit_stackgan`),
 which write per-epoch sample grids, loss curves and resumable checkpoints in the
 run folder. At the end the task writes ``generator.safetensors``: the trained
 generator(s) with the settings needed to rebuild them under ``"meta"``; that is
@@ -337,14 +337,14 @@ def superres_psnr(G, seed: int = 0) -> dict:
 
 
 def _train_lapgan(args, meta) -> dict:
-    from .train import save_image_grid
+    from .train import fit_lapgan, save_image_grid
 
     images, _ = mnist_images(True, args.limit, args.seed)
     meta.update(levels=LAPGAN_LEVELS, coarse=LAPGAN_COARSE)
     lap = build_generator(meta)
     epochs = [args.epochs] * (lap.levels - 1) + [LAPGAN_COARSE_EPOCHS * args.epochs]
-    histories = lap.fit(images, epochs, out=args.out, batch_size=args.batch_size, lr=args.lr,
-                        progress=args.progress, resume=args.resume, k=args.k, loss=args.loss, meta=meta)
+    histories = fit_lapgan(lap, images, epochs, out=args.out, batch_size=args.batch_size, lr=args.lr,
+                           progress=args.progress, resume=args.resume, k=args.k, loss=args.loss, meta=meta)
     _save_generator(args.out, meta, lap.state_dict())
     save_image_grid(lap.sample(64), os.path.join(args.out, "samples.png"), nrow=8)
     return {f"level{k}_d_real": h["d_real"][-1] for k, h in sorted(histories.items())}
@@ -359,8 +359,9 @@ def stackgan_encoder():
 
 def _train_stackgan(args, meta) -> dict:
     from .data import DataLoader, TensorDataset
-    from .models.stackgan import (StageIDiscriminator, StageIIDiscriminator, fit_stackgan, shapes_text_data,
-                                  stackgan_sample)
+    from .data import shapes_text_data
+    from .models.stackgan import StageIDiscriminator, StageIIDiscriminator, stackgan_sample
+    from .train import fit_stackgan
     from .train import save_image_grid
 
     encoder = stackgan_encoder()

@@ -5,6 +5,7 @@ import pytest
 import striate as st
 import striate.nn.functional as F
 from striate.models.lapgan import LAPGAN, DetailDiscriminator, level_data, pyramid_sizes
+from striate.train import fit_lapgan
 from tests.checks import assert_close
 
 
@@ -108,8 +109,8 @@ def _fit(out, epochs, levels=None):
     model = _tiny()
     images = st.tensor(np.random.default_rng(5).uniform(0, 1, (16, 1, 28, 28)).astype(np.float32))
     st.manual_seed(9)
-    histories = model.fit(images, epochs, out=str(out), batch_size=8, levels=levels, progress=False,
-                          resume=True, n_samples=4)
+    histories = fit_lapgan(model, images, epochs, out=str(out), batch_size=8, levels=levels, progress=False,
+                           resume=True, n_samples=4)
     return model, histories
 
 
@@ -131,7 +132,7 @@ def test_fit_trains_every_level_and_resumes_an_interrupted_run(tmp_path):
 
 def test_fit_names_bad_epochs():
     with pytest.raises(ValueError, match="epochs_per_level must be an int or 3 ints"):
-        _tiny().fit(_images((2, 1, 28, 28)), [1, 1])
+        fit_lapgan(_tiny(), _images((2, 1, 28, 28)), [1, 1])
 
 
 def test_dcgan_top_level():

@@ -8,10 +8,11 @@ import pytest
 import striate as st
 import striate.nn.functional as F
 from striate.autograd import gradcheck
-from striate.data import DataLoader, TensorDataset
+from striate.data import DataLoader, TensorDataset, shapes_text_data
 from striate.models.stackgan import (ConditioningAugmentation, StageIDiscriminator, StageIGenerator,
                                      StageIIDiscriminator, StageIIGenerator, discriminator_loss,
-                                     fit_stackgan, generator_loss, shapes_text_data, stackgan_sample)
+                                     generator_loss, stackgan_sample)
+from striate.train import fit_stackgan
 from striate.text import HashingTextEncoder, tokenize
 from tests.checks import assert_close
 
@@ -425,7 +426,7 @@ def test_shared_word_head_exposes_the_same_logits_and_its_parameters():
 
 def test_word_warmup_trains_only_the_word_path_first(tmp_path, capsys):
     """With the GAN's lr at 0 only the warm-up moves weights: the word classifier's, and it learns the words."""
-    from striate.models.stackgan import _word_loss
+    from striate.models.stackgan import word_loss
     data = shapes_text_data(16, HashingTextEncoder(dim=EMBED), size=32)
     st.manual_seed(3)
     G1 = StageIIGenerator(EMBED, C_DIM, ngf=8)
@@ -435,7 +436,7 @@ def test_word_warmup_trains_only_the_word_path_first(tmp_path, capsys):
     before = {name: p.numpy().copy() for name, p in D.named_parameters()}
     g_before = [p.numpy().copy() for p in G1.parameters()]
     D.eval()
-    loss_before = _word_loss(D.word_logits(data.large), data.words).item()
+    loss_before = word_loss(D.word_logits(data.large), data.words).item()
     fit_stackgan(2, G1, D, loader, 1, G0=G0, lr=0.0, word_weight=1.0, word_warmup=8, warmup_lr=1e-2,
                  warmup_noise=0.0, out=str(tmp_path))
     err = capsys.readouterr().err
@@ -444,7 +445,7 @@ def test_word_warmup_trains_only_the_word_path_first(tmp_path, capsys):
         assert np.array_equal(p.numpy(), before[name]) != name.startswith("word_net."), name
     assert all(np.array_equal(p.numpy(), q) for p, q in zip(G1.parameters(), g_before))
     D.eval()
-    assert _word_loss(D.word_logits(data.large), data.words).item() < 0.65 * loss_before
+    assert word_loss(D.word_logits(data.large), data.words).item() < 0.65 * loss_before
     # resuming from the checkpoint does not warm up again
     fit_stackgan(2, G1, D, loader, 2, G0=G0, lr=0.0, word_weight=1.0, word_warmup=8, out=str(tmp_path),
                  resume=True)

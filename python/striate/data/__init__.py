@@ -7,8 +7,9 @@ package (see ``assets/README.md``).
 from . import transforms
 from .dataset import Dataset, TensorDataset
 from .datasets import Digits, IDXDataset, ImageFolder, MNIST5k
+from .captions import ShapesText, shapes_text_data
 from .loader import DataLoader
 from .shapes import SegmentationFolder, Shapes
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader", "MNIST5k", "IDXDataset", "ImageFolder", "Digits",
-           "Shapes", "SegmentationFolder", "transforms"]
+           "Shapes", "SegmentationFolder", "transforms", "ShapesText", "shapes_text_data"]

@@ -7,8 +7,9 @@
 - ``segnet`` and ``unet``: segmentation networks with per-pixel logits.
 - ``MLPGenerator``/``MLPDiscriminator``, ``DCGenerator``/``DCDiscriminator`` and
   ``ImageConditionedGenerator``/``ImageConditionedDiscriminator``: GANs (see ``gan.py``).
-- ``StageIGenerator``... ``fit_stackgan``: StackGAN, text to image in two stages
-  (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``).
+- ``StageIGenerator``... ``stackgan_sample``: StackGAN, text to image in two stages
+  (``stackgan.py``; captions embedded by ``striate.text.HashingTextEncoder``; trained by
+  ``striate.train.fit_stackgan`` on ``striate.data.shapes_text_data``).
 - ``LAPGAN``: a Laplacian pyramid of GANs (``lapgan.py``).
 - ``finetune`` swaps the classification head and freezes the rest.
 - ``registry``: ``get_model(name, **kwargs)`` and ``list_models(task)``, the
@@ -25,7 +26,7 @@ from .lenet import LeNet5, lenet5
 from .pretrained import LoadReport, finetune, load_pretrained
 from .segnet import SegNet, segnet
 from .stackgan import (ConditioningAugmentation, StageIDiscriminator, StageIGenerator, StageIIDiscriminator,
-                       StageIIGenerator, fit_stackgan, shapes_text_data, stackgan_sample)
+                       StageIIGenerator, stackgan_sample)
 from .unet import UNet, unet, unet_output_size
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from . import registry
@@ -41,6 +42,6 @@ __all__ = [
     "MLPGenerator", "MLPDiscriminator", "DCGenerator", "DCDiscriminator", "ImageConditionedGenerator",
     "ImageConditionedDiscriminator", "dcgan_layout", "ShapeAttributeNet",
     "ConditioningAugmentation", "StageIGenerator", "StageIDiscriminator", "StageIIGenerator",
-    "StageIIDiscriminator", "fit_stackgan", "stackgan_sample", "shapes_text_data",
+    "StageIIDiscriminator", "stackgan_sample",
     "LAPGAN", "DetailDiscriminator", "registry", "get_model", "list_models",
 ]

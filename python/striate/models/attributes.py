@@ -10,7 +10,6 @@ multiple of 4 (32 for Stage-II samples; Stage-I samples are upsampled first).
 from __future__ import annotations
 
 from .. import nn
-from ..data.shapes import COLOURS, KINDS
 from ._layers import AdaptiveAvgPool2d
 
 __all__ = ["ShapeAttributeNet", "conv_trunk"]
@@ -29,17 +28,16 @@ def conv_trunk(width: int = 32) -> nn.Sequential:
 
 
 class ShapeAttributeNet(nn.Module):
-    """``conv_trunk`` (conv-BN-ReLU blocks, two poolings, global average pooling), then two linear heads."""
+    """``conv_trunk`` (conv-BN-ReLU blocks, two poolings, global average pooling), then two linear heads:
+    ``num_kinds`` and ``num_colours`` logits (``Shapes``' 3 kinds and 7 colours, in the order of
+    ``striate.data.Shapes.class_names[1:]`` and ``.colours``)."""
 
-    kinds = KINDS
-    colours = tuple(COLOURS)
-
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, num_kinds: int = 3, num_colours: int = 7):
         super().__init__()
         w = width
         self.features = conv_trunk(w)
-        self.kind = nn.Linear(2 * w, len(KINDS))
-        self.colour = nn.Linear(2 * w, len(COLOURS))
+        self.kind = nn.Linear(2 * w, num_kinds)
+        self.colour = nn.Linear(2 * w, num_colours)
 
     def forward(self, x):
         """(kind logits (N, 3), colour logits (N, 7))."""
