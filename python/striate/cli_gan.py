@@ -302,24 +302,10 @@ def _train_fit_gan(args, meta) -> dict:
     return result
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over images of 10 log10(1 / MSE), images in [0, 1]."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
-    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
-
-
-def bicubic_upsample(low: np.ndarray, size: int) -> np.ndarray:
-    """Pillow's bicubic resize of (N, 1, h, w) float images to (N, 1, size, size), clipped to [0, 1]."""
-    from PIL import Image
-
-    out = np.stack([np.asarray(Image.fromarray(img[0].astype(np.float32), mode="F")
-                               .resize((size, size), Image.BICUBIC)) for img in low])[:, None]
-    return np.clip(out, 0.0, 1.0)
-
-
 def superres_psnr(G, seed: int = 0) -> dict:
     """Held-out PSNR (dB) of G's 2x output against bicubic and pyr_up from the same 14x14 inputs."""
     import striate as st
+    from .metrics import bicubic_upsample, psnr
     from .nn import functional as F
 
     images, _ = mnist_images(False)

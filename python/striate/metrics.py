@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["iou", "dice", "pixel_accuracy", "ConfusionMatrix", "MeanIoU", "MeanDice", "sample_class_stats"]
+__all__ = ["iou", "dice", "pixel_accuracy", "ConfusionMatrix", "MeanIoU", "MeanDice", "sample_class_stats",
+           "psnr", "bicubic_upsample"]
 
 
 def _labels(op, pred, target):
@@ -169,3 +170,23 @@ def sample_class_stats(classifier, images, num_classes=None) -> dict:
     histogram = np.bincount(logits.argmax(axis=1), minlength=num_classes)
     return {"histogram": [int(c) for c in histogram], "max_share": float(histogram.max() / len(logits)),
             "classes_present": int((histogram > 0).sum()), "mean_confidence": float(probs.max(axis=1).mean())}
+
+
+def psnr(a, b) -> float:
+    """Peak signal-to-noise ratio in dB: the mean over images of 10 log10(1 / MSE), images in [0, 1]
+    (a and b: (N, ...) arrays of the same shape; an MSE under 1e-12 counts as 1e-12)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim < 1 or a.shape[0] == 0:
+        raise ValueError(f"psnr: a and b must be (N, ...) arrays of one shape with N >= 1, got {a.shape} and {b.shape}")
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
+    return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+
+
+def bicubic_upsample(low, size: int) -> np.ndarray:
+    """Pillow's bicubic resize of (N, 1, h, w) float images to (N, 1, size, size), clipped to [0, 1]:
+    the classical baseline a super-resolution network must beat."""
+    from PIL import Image
+
+    out = np.stack([np.asarray(Image.fromarray(img[0].astype(np.float32), mode="F")
+                               .resize((size, size), Image.BICUBIC)) for img in low])[:, None]
+    return np.clip(out, 0.0, 1.0)

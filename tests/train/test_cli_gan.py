@@ -95,9 +95,13 @@ def test_psnr_and_the_upsampling_baselines():
     a = rng.random((3, 1, 4, 4))
     b = np.clip(a + 0.1, 0, 1)
     mse = ((a - b) ** 2).reshape(3, -1).mean(1)
-    assert cli_gan.psnr(a, b) == pytest.approx(np.mean(10 * np.log10(1 / mse)))
+    from striate.metrics import bicubic_upsample, psnr
+
+    assert psnr(a, b) == pytest.approx(np.mean(10 * np.log10(1 / mse)))
+    with pytest.raises(ValueError, match="psnr: a and b must be"):
+        psnr(a, b[:2])
     flat = np.full((2, 1, 14, 14), 0.25, np.float32)
-    np.testing.assert_allclose(cli_gan.bicubic_upsample(flat, 28), 0.25, atol=1e-6)  # constants stay constant
+    np.testing.assert_allclose(bicubic_upsample(flat, 28), 0.25, atol=1e-6)  # constants stay constant
     import striate as st
     low = cli_gan.downsample(st.tensor(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))).numpy()
     np.testing.assert_allclose(low[0, 0], [[2.5, 4.5], [10.5, 12.5]])
