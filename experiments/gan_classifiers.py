@@ -101,7 +101,7 @@ def fit_attribute_classifier(make_model, n: int, seed: int = 0, epochs: int = 8)
 
 
 def load_digit_classifier(folder: str):
-    from striate import cli_gan
+    from striate.cli import gan as cli_gan
 
     return cli_gan.load_digit_classifier(os.path.join(folder, "digits.safetensors"))
 

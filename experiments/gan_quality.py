@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import striate as st
-from striate import cli_gan
+from striate.cli import gan as cli_gan
 from striate.data import Shapes
 from striate.metrics import sample_class_stats
 
@@ -99,10 +99,10 @@ def load_segmenter(path):
     """The segmentation network of a ``striate train --task segment`` checkpoint, or None if absent."""
     if not path or not os.path.isfile(path):
         return None
-    from striate import cli
+    from striate.cli import train as cli_train
     state = st.load(path)
     meta = state["meta"]
-    model = cli._model(meta["model"], meta.get("num_classes"), meta.get("model_args"))
+    model = cli_train.build_model(meta["model"], meta.get("num_classes"), meta.get("model_args"))
     model.load_state_dict(state["model"])
     return model.eval()
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import striate as st
-from striate import cli_gan, nn
+from striate import nn
+from striate.cli import gan as cli_gan
 from striate.models.attributes import AdaptiveAvgPool2d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

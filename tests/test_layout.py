@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "striate"
-FORBIDDEN_FOR_MODELS = ("striate.train", "striate.data", "striate.cli", "striate.cli_gan", "striate.cli_folder")
+FORBIDDEN_FOR_MODELS = ("striate.train", "striate.data", "striate.cli")
 
 
 def _module_name(path: Path) -> str:

@@ -10,6 +10,9 @@ import pytest
 from PIL import Image
 
 from striate import cli
+from striate.cli import bench as cli_bench
+from striate.cli import evaluate as cli_eval
+from striate.cli import train as cli_train
 
 
 def test_parser_reads_the_train_command():
@@ -17,7 +20,7 @@ def test_parser_reads_the_train_command():
         ["train", "--model", "lenet5", "--data", "mnist5k", "--epochs", "3", "--batch-size", "16",
          "--augment", "flip,rotate,shift,scale", "--out", "runs/x", "--lr", "0.01", "--optimizer", "sgd",
          "--seed", "4", "--threads", "2"])
-    cli._resolve_defaults(args)
+    cli_train._resolve_defaults(args)
     assert (args.command, args.model, args.epochs, args.batch_size, args.out) == ("train", "lenet5", 3, 16,
                                                                                   "runs/x")
     assert args.augment == ["flip", "rotate", "shift", "scale"]
@@ -27,15 +30,15 @@ def test_parser_reads_the_train_command():
     evaluate = cli.build_parser().parse_args(["eval", "--checkpoint", "runs/x/last.safetensors"])
     assert evaluate.data is None and evaluate.model is None  # both read from the checkpoint
     segment = cli.build_parser().parse_args(["train", "--task", "segment", "--model", "segnet"])
-    cli._resolve_defaults(segment)
+    cli_train._resolve_defaults(segment)
     assert (segment.task, segment.model, segment.data, segment.epochs, segment.schedule) == \
         ("segment", "segnet", "shapes", 20, "cosine")
     assert segment.lr == 3e-3
     sgd = cli.build_parser().parse_args(["train", "--task", "segment", "--optimizer", "sgd"])
-    cli._resolve_defaults(sgd)
+    cli_train._resolve_defaults(sgd)
     assert sgd.lr is None  # _optimizer then takes DEFAULT_LR["sgd"], not Adam's tuned rate
     plain = cli.build_parser().parse_args(["train"])
-    cli._resolve_defaults(plain)
+    cli_train._resolve_defaults(plain)
     assert (plain.task, plain.model, plain.data, plain.epochs, plain.batch_size) == \
         ("classify", "lenet5", "mnist5k", 5, 64)
 
@@ -79,7 +82,7 @@ def test_python_m_striate_help():
 
 
 def test_bench_without_a_checkout_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "find_bench_runner", lambda: None)
+    monkeypatch.setattr(cli_bench, "find_bench_runner", lambda: None)
     assert cli.main(["bench"]) == 2
     assert "benchmarks/run.py was not found" in capsys.readouterr().err
 
@@ -110,8 +113,8 @@ def test_main_rejects_unknown_options_but_passes_them_to_the_bench_runner(monkey
     capsys.readouterr()
     runner = tmp_path / "benchmarks" / "run.py"
     calls = []
-    monkeypatch.setattr(cli, "find_bench_runner", lambda: runner)
-    monkeypatch.setattr(cli.subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
+    monkeypatch.setattr(cli_bench, "find_bench_runner", lambda: runner)
+    monkeypatch.setattr(cli_bench.subprocess, "call", lambda command, cwd: calls.append((command, cwd)) or 0)
     assert cli.main(["bench", "--only", "epoch", "--quick"]) == 0
     assert calls == [([sys.executable, str(runner), "--only", "epoch", "--quick"], str(tmp_path))]
 
@@ -209,7 +212,7 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, monkeypatch):
     def bug(args):
         raise RuntimeError("an internal invariant broke")
 
-    monkeypatch.setattr(cli, "run_eval", bug)
+    monkeypatch.setattr(cli_eval, "run_eval", bug)
     with pytest.raises(RuntimeError, match="an internal invariant broke"):
         cli.main(["eval", "--checkpoint", missing])
 
@@ -218,7 +221,7 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_eval", interrupted)
+    monkeypatch.setattr(cli_eval, "run_eval", interrupted)
     with pytest.raises(SystemExit) as exc:
         cli.main(["eval", "--checkpoint", "x"])
     assert exc.value.code == 130 and capsys.readouterr().err == "striate: interrupted\n"

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import striate
-from striate import cli, cli_folder
+from striate import cli
+from striate.cli import folder as cli_folder
 from striate.models import get_model, list_models, registry
 
 

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 import striate as st
-from striate import cli, cli_gan
+from striate import cli
+from striate.cli import gan as cli_gan
 
 
 def _grid_size(path):

@@ -33,8 +33,8 @@ import warnings
 
 import numpy as np
 
-from .train.gan import GANWarning
-from .train.loop import load_weights
+from ..train.gan import GANWarning
+from ..train.loop import load_weights
 
 GAN_TASKS = ("gan", "cgan", "superres", "lapgan", "stackgan")
 GAN_DATA = {"gan": ("mnist5k",), "cgan": ("mnist5k",), "superres": ("mnist5k",), "lapgan": ("mnist5k",),
@@ -113,7 +113,7 @@ def add_sample_parser(commands) -> None:
 # ------------------------------------------------------------------------------ data
 def mnist_images(train: bool, limit=None, seed: int = 0):
     """(images (N, 1, 28, 28) in [0, 1], labels) of MNIST5k as Tensors; limit picks a fixed subset."""
-    from .data import MNIST5k
+    from ..data import MNIST5k
 
     data = MNIST5k(train=train)
     pick = np.arange(len(data))
@@ -124,7 +124,7 @@ def mnist_images(train: bool, limit=None, seed: int = 0):
 
 def downsample(images):
     """The 2x box downsampling that makes super-resolution's low-resolution inputs."""
-    from .nn import functional as F
+    from ..nn import functional as F
 
     return F.avg_pool2d(images, 2)
 
@@ -132,7 +132,7 @@ def downsample(images):
 # ------------------------------------------------------------------------------ models
 def build_generator(meta: dict):
     """The generator a run's ``meta`` describes (untrained)."""
-    from . import models
+    from .. import models
 
     task, z = meta["task"], meta["z_dim"]
     if task in ("gan", "cgan"):
@@ -146,7 +146,7 @@ def build_generator(meta: dict):
         return models.LAPGAN(levels=meta.get("levels", LAPGAN_LEVELS), channels=1, size=28, z_dim=z,
                              coarse=meta.get("coarse", LAPGAN_COARSE))
     if task == "stackgan":
-        from .models.stackgan import StageIGenerator, StageIIGenerator
+        from ..models.stackgan import StageIGenerator, StageIIGenerator
 
         return (StageIGenerator(z, STACKGAN_EMBED, STACKGAN_C_DIM),
                 StageIIGenerator(STACKGAN_EMBED, STACKGAN_C_DIM))
@@ -154,7 +154,7 @@ def build_generator(meta: dict):
 
 
 def _build_discriminator(meta: dict):
-    from . import models
+    from .. import models
 
     task = meta["task"]
     classes = 10 if task == "cgan" else None
@@ -170,7 +170,7 @@ def load_digit_classifier(path):
     if path is None:
         return None
     import striate as st
-    from . import models
+    from .. import models
 
     model = models.lenet5()
     model.load_state_dict(st.load(path))
@@ -278,8 +278,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _train_fit_gan(args, meta) -> dict:
-    from .data import DataLoader, TensorDataset
-    from .train import fit_gan
+    from ..data import DataLoader, TensorDataset
+    from ..train import fit_gan
 
     images, labels = mnist_images(True, args.limit, args.seed)
     G, D = build_generator(meta), _build_discriminator(meta)
@@ -305,8 +305,8 @@ def _train_fit_gan(args, meta) -> dict:
 def superres_psnr(G, seed: int = 0) -> dict:
     """Held-out PSNR (dB) of G's 2x output against bicubic and pyr_up from the same 14x14 inputs."""
     import striate as st
-    from .metrics import bicubic_upsample, psnr
-    from .nn import functional as F
+    from ..metrics import bicubic_upsample, psnr
+    from ..nn import functional as F
 
     images, _ = mnist_images(False)
     low = downsample(images)
@@ -323,7 +323,7 @@ def superres_psnr(G, seed: int = 0) -> dict:
 
 
 def _train_lapgan(args, meta) -> dict:
-    from .train import fit_lapgan, save_image_grid
+    from ..train import fit_lapgan, save_image_grid
 
     images, _ = mnist_images(True, args.limit, args.seed)
     meta.update(levels=LAPGAN_LEVELS, coarse=LAPGAN_COARSE)
@@ -338,17 +338,17 @@ def _train_lapgan(args, meta) -> dict:
 
 def stackgan_encoder():
     """The caption encoder of the stackgan task (training, sampling and evaluation)."""
-    from .text import HashingTextEncoder
+    from ..text import HashingTextEncoder
 
     return HashingTextEncoder(STACKGAN_EMBED, scale=STACKGAN_TEXT_SCALE)
 
 
 def _train_stackgan(args, meta) -> dict:
-    from .data import DataLoader, TensorDataset
-    from .data import shapes_text_data
-    from .models.stackgan import StageIDiscriminator, StageIIDiscriminator, stackgan_sample
-    from .train import fit_stackgan
-    from .train import save_image_grid
+    from ..data import DataLoader, TensorDataset
+    from ..data import shapes_text_data
+    from ..models.stackgan import StageIDiscriminator, StageIIDiscriminator, stackgan_sample
+    from ..train import fit_stackgan
+    from ..train import save_image_grid
 
     encoder = stackgan_encoder()
     n_train = args.limit or STACKGAN_TRAIN
@@ -397,7 +397,7 @@ def _train_stackgan(args, meta) -> dict:
 def sample(args) -> str:
     """Write a grid of args.n samples from a trained generator to args.out; returns the path."""
     import striate as st
-    from .train import save_image_grid
+    from ..train import save_image_grid
 
     if args.n < 1:
         raise ValueError(f"sample: --n must be at least 1, got {args.n}")
@@ -415,7 +415,7 @@ def sample(args) -> str:
         if task == "lapgan":
             images = model.sample(args.n)
         elif task == "stackgan":
-            from .models.stackgan import stackgan_sample
+            from ..models.stackgan import stackgan_sample
 
             caption = args.caption or "a red circle in the centre"
             z = st.tensor(rng.standard_normal((args.n, model[0].z_dim)).astype(np.float32))
@@ -429,8 +429,8 @@ def sample(args) -> str:
                 labels = (np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10)
                 images = model(z, st.tensor(labels.astype(np.int64)))
             else:  # superres: held-out test digits; rows of inputs, outputs, then the originals
-                from .nn import functional as F
-                from .tensor import cat
+                from ..nn import functional as F
+                from ..tensor import cat
 
                 truth = mnist_images(False)[0][:args.n] * 2 - 1
                 low = downsample(truth)

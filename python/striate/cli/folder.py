@@ -19,9 +19,9 @@ import os
 
 import numpy as np
 
-from .models.registry import get_model, input_channels
+from ..models.registry import get_model, input_channels
 
-from .data.datasets import _IMAGE_EXTENSIONS as IMAGE_SUFFIXES
+from ..data.datasets import _IMAGE_EXTENSIONS as IMAGE_SUFFIXES
 
 
 def _image_size(size):
@@ -31,7 +31,7 @@ def _image_size(size):
 def check_device(device: str, op: str) -> str:
     """device, after checking that "cuda" has a usable GPU behind it."""
     if device == "cuda":
-        from . import cuda
+        from .. import cuda
 
         if not cuda.is_available():
             raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
@@ -57,7 +57,7 @@ def folder_split(root, image_size=None, val_fraction=0.2, seed=0):
 
 
 def _folder_split(root, size, val_fraction, seed):
-    from .data import ImageFolder
+    from ..data import ImageFolder
 
     train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
     if os.path.isdir(train_dir) and os.path.isdir(val_dir):
@@ -101,8 +101,8 @@ def build_classifier(name, num_classes, channels, pretrained=None, freeze_backbo
     """A registry classifier for ``num_classes``; with ``pretrained``, its weights from that file
     (torchvision names; the head is replaced for the new classes, and with
     ``freeze_backbone`` only the head trains)."""
-    from .models import finetune, load_pretrained
-    from .models.pretrained import _last_linear
+    from ..models import finetune, load_pretrained
+    from ..models.pretrained import _last_linear
 
     kwargs = {} if input_channels(name) is not None else {"in_channels": channels}
     model = get_model(name, num_classes=num_classes, **kwargs)
@@ -141,7 +141,7 @@ def image_files(paths):
 
 def read_images(files, image_size, channels):
     """(N, channels, S, S) float32 images in [0, 1] as training read them."""
-    from .data.datasets import _GRAY_MODES, _import_pil, _picture_to_array, _read_image
+    from ..data.datasets import _GRAY_MODES, _import_pil, _picture_to_array, _read_image
 
     Image = _import_pil()
     size = _image_size(image_size)
@@ -164,7 +164,7 @@ def read_images(files, image_size, channels):
 def run_predict(args) -> list:
     """Top-k classes with probabilities for each image; returns [(file, [(class, p), ...]), ...]."""
     import striate as st
-    from .train.loop import load_weights
+    from ..train.loop import load_weights
 
     if args.threads is not None:
         st.set_num_threads(args.threads)
