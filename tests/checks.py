@@ -145,3 +145,15 @@ def assert_needs_selects_outputs(op, op_backward, geo, x, w):
                 assert_close(got, exp, 0, 0)
             else:
                 assert got is None
+
+
+def cli_error(argv) -> str:
+    """The one-line message ``striate.cli.main`` exits with for bad input (status 1: SystemExit
+    with a str starting ``striate: error:``)."""
+    from striate import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    message = exc.value.code
+    assert isinstance(message, str) and "\n" not in message and message.startswith("striate: error: ")
+    return message

@@ -13,6 +13,7 @@ from striate import cli
 from striate.cli import bench as cli_bench
 from striate.cli import evaluate as cli_eval
 from striate.cli import train as cli_train
+from tests.checks import cli_error
 
 
 def test_parser_reads_the_train_command():
@@ -120,15 +121,6 @@ def test_main_rejects_unknown_options_but_passes_them_to_the_bench_runner(monkey
 
 
 # ------------------------------------------------------------------ errors: one line, exit 1
-def _error(argv) -> str:
-    """The one-line message main exits with (status 1: SystemExit with a str)."""
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    message = exc.value.code
-    assert isinstance(message, str) and "\n" not in message and message.startswith("striate: error: ")
-    return message
-
-
 def _lenet_checkpoint(path, **extra):
     import striate as st
     from striate import models
@@ -140,16 +132,16 @@ def _lenet_checkpoint(path, **extra):
 
 def test_eval_of_a_missing_or_corrupt_checkpoint_is_one_line(tmp_path):
     missing = tmp_path / "missing.safetensors"
-    assert _error(["eval", "--checkpoint", str(missing)]) == \
+    assert cli_error(["eval", "--checkpoint", str(missing)]) == \
         f"striate: error: {missing}: No such file or directory"
-    assert _error(["eval", "--checkpoint", str(tmp_path)]) == f"striate: error: {tmp_path}: Is a directory"
+    assert cli_error(["eval", "--checkpoint", str(tmp_path)]) == f"striate: error: {tmp_path}: Is a directory"
     garbage = tmp_path / "garbage"
     garbage.write_bytes(np.random.default_rng(0).bytes(3000))
-    assert _error(["eval", "--checkpoint", str(garbage)]).startswith(f"striate: error: load: {garbage} ")
+    assert cli_error(["eval", "--checkpoint", str(garbage)]).startswith(f"striate: error: load: {garbage} ")
     raw = _lenet_checkpoint(tmp_path / "real.safetensors").read_bytes()
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(raw[:len(raw) // 2])
-    message = _error(["eval", "--checkpoint", str(cut)])
+    message = cli_error(["eval", "--checkpoint", str(cut)])
     assert message.startswith(f"striate: error: load: {cut}: tensor ") and "truncated" in message
 
 
@@ -159,37 +151,37 @@ def test_eval_of_a_checkpoint_that_is_not_a_model_is_one_line(tmp_path):
     for name, obj in (("flat", {"w": st.tensor(np.ones(3, np.float32))}), ("list", [1, 2]),
                       ("meta_list", {"model": {}, "meta": [1]})):
         st.save(obj, tmp_path / f"{name}.safetensors")
-        assert "holds no model state" in _error(["eval", "--checkpoint", str(tmp_path / f"{name}.safetensors")])
+        assert "holds no model state" in cli_error(["eval", "--checkpoint", str(tmp_path / f"{name}.safetensors")])
     st.save({"G": {}, "meta": {"task": "gan"}}, tmp_path / "gan.safetensors")
     assert "is a gan run; draw from it with `striate sample" in \
-        _error(["eval", "--checkpoint", str(tmp_path / "gan.safetensors")])
+        cli_error(["eval", "--checkpoint", str(tmp_path / "gan.safetensors")])
     st.save({"model": {}, "meta": {"task": "translate"}}, tmp_path / "task.safetensors")
-    assert "records an unknown task 'translate'" in _error(["eval", "--checkpoint",
+    assert "records an unknown task 'translate'" in cli_error(["eval", "--checkpoint",
                                                             str(tmp_path / "task.safetensors")])
     st.save({"model": {"conv1.weight": np.ones(2, np.float32)}, "meta": {"model": "lenet5"}},
             tmp_path / "other.safetensors")
-    message = _error(["eval", "--checkpoint", str(tmp_path / "other.safetensors")])
+    message = cli_error(["eval", "--checkpoint", str(tmp_path / "other.safetensors")])
     assert message.startswith(f"striate: error: eval: {tmp_path / 'other.safetensors'} does not fit LeNet5: ")
     _lenet_checkpoint(tmp_path / "lenet.safetensors")
-    message = _error(["eval", "--checkpoint", str(tmp_path / "lenet.safetensors"), "--model", "unet"])
+    message = cli_error(["eval", "--checkpoint", str(tmp_path / "lenet.safetensors"), "--model", "unet"])
     assert "does not fit UNet: Error(s) in loading state_dict for UNet: Missing key(s)" in message
     assert message.endswith(" ... (--debug shows all of it)") and len(message) < 1100
     st.save({"model": {}, "meta": {"model": "resnet999"}}, tmp_path / "unknown.safetensors")
-    assert "unknown model 'resnet999'" in _error(["eval", "--checkpoint", str(tmp_path / "unknown.safetensors")])
+    assert "unknown model 'resnet999'" in cli_error(["eval", "--checkpoint", str(tmp_path / "unknown.safetensors")])
 
 
 def test_resume_without_or_with_a_corrupt_checkpoint_is_one_line(tmp_path):
     out = tmp_path / "run"
-    message = _error(["train", "--resume", "--out", str(out), "--no-progress"])
+    message = cli_error(["train", "--resume", "--out", str(out), "--no-progress"])
     assert message == (f"striate: error: train: --resume: there is no last.safetensors in '{out}' to continue "
                        "from; check --out, or leave out --resume to start afresh")
     assert not out.exists()
     out.mkdir()
     (out / "last.safetensors").write_bytes(b"\x80\x04not a checkpoint.")
-    message = _error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
+    message = cli_error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
     assert message.startswith(f"striate: error: load: {out / 'last.safetensors'} looks like a pickle file")
     _lenet_checkpoint(out / "last.safetensors")  # a model's state, but not fit's whole checkpoint
-    message = _error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
+    message = cli_error(["train", "--resume", "--out", str(out), "--limit", "64", "--no-progress", "--threads", "1"])
     assert message == (f"striate: error: fit: {out / 'last.safetensors'} is not a checkpoint of fit: it lacks "
                        "optimizer, scheduler, rng, loader, history")
 
@@ -198,7 +190,7 @@ def test_resume_without_or_with_a_corrupt_checkpoint_is_one_line(tmp_path):
 def test_an_out_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path, task, capsys):
     (tmp_path / "file").write_text("a file, not a folder")
     out = tmp_path / "file" / "run"
-    assert _error(["train", "--task", task, "--out", str(out), "--no-progress"]) == \
+    assert cli_error(["train", "--task", task, "--out", str(out), "--no-progress"]) == \
         f"striate: error: {out}: Not a directory"
     assert capsys.readouterr().out == ""  # nothing was loaded or trained
 

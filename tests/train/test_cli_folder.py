@@ -10,14 +10,7 @@ import striate
 from striate import cli
 from striate.cli import folder as cli_folder
 from striate.models import get_model, list_models, registry
-
-
-def _error(argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    message = exc.value.code
-    assert isinstance(message, str) and "\n" not in message and message.startswith("striate: error: ")
-    return message
+from tests.checks import cli_error
 
 
 def _picture(rng, colour, side, mode):
@@ -75,7 +68,7 @@ def test_split_is_fixed_by_the_seed_and_uses_train_and_val_folders(tmp_path):
 
 def test_train_on_a_folder_then_eval_and_predict(tmp_path, capsys):
     root, out = _folder(tmp_path / "photos"), tmp_path / "run"
-    assert "lenet5 cannot run on 3x12x12 images" in _error(
+    assert "lenet5 cannot run on 3x12x12 images" in cli_error(
         ["train", "--data", str(root), "--image-size", "12", "--out", str(out)])
     args = ["train", "--data", str(root), "--model", "lenet5", "--image-size", "28", "--epochs", "6",
             "--batch-size", "4", "--val-fraction", "0.25", "--out", str(out), "--no-progress", "--threads", "1"]
@@ -112,29 +105,29 @@ def test_pretrained_run_weights_with_a_new_head_and_a_frozen_backbone(tmp_path, 
     a, b = (striate.load(str(run / "last.safetensors"))["model"] for run in (first, second))
     np.testing.assert_array_equal(a["conv1.weight"].numpy(), b["conv1.weight"].numpy())  # frozen
     assert a["fc.weight"].shape == (2, 512) and b["fc.weight"].shape == (3, 512)
-    message = _error(["train", "--data", str(three), "--out", str(tmp_path / "c"), "--model", "lenet5",
+    message = cli_error(["train", "--data", str(three), "--out", str(tmp_path / "c"), "--model", "lenet5",
                       "--image-size", "16", "--pretrained", str(first / "last.safetensors")])
     assert "does not fit lenet5 outside its head" in message
-    assert "needs --pretrained" in _error(["train", "--data", str(three), "--out", str(tmp_path / "d"),
+    assert "needs --pretrained" in cli_error(["train", "--data", str(three), "--out", str(tmp_path / "d"),
                                            "--image-size", "16", "--freeze-backbone"])
 
 
 def test_bad_folders_and_images_are_one_line(tmp_path):
     out = ["--out", str(tmp_path / "run")]
-    assert "neither a dataset" in _error(["train", "--data", str(tmp_path / "missing")] + out)
+    assert "neither a dataset" in cli_error(["train", "--data", str(tmp_path / "missing")] + out)
     (tmp_path / "empty").mkdir()
-    assert "holds no class folders" in _error(["train", "--data", str(tmp_path / "empty")] + out)
+    assert "holds no class folders" in cli_error(["train", "--data", str(tmp_path / "empty")] + out)
     root = _folder(tmp_path / "photos", per_class=3)
     (root / "green").mkdir()
-    assert "'green'" in _error(["train", "--data", str(root), "--image-size", "8"] + out).replace(str(root) + "/", "'")
+    assert "'green'" in cli_error(["train", "--data", str(root), "--image-size", "8"] + out).replace(str(root) + "/", "'")
     (root / "green" / "0.png").write_bytes(b"not an image")
-    assert "cannot read image" in _error(["train", "--data", str(root), "--image-size", "8"] + out)
+    assert "cannot read image" in cli_error(["train", "--data", str(root), "--image-size", "8"] + out)
     (root / "green" / "0.png").unlink()
     (root / "green").rmdir()
-    assert "pass --image-size S" in _error(["train", "--data", str(root)] + out)
-    assert "--val-fraction must lie" in _error(["train", "--data", str(root), "--image-size", "8",
+    assert "pass --image-size S" in cli_error(["train", "--data", str(root)] + out)
+    assert "--val-fraction must lie" in cli_error(["train", "--data", str(root), "--image-size", "8",
                                                 "--val-fraction", "1.5"] + out)
-    assert "does not exist" in _error(["predict", "--checkpoint", "x.safetensors", "--images", "nowhere.png"])
+    assert "does not exist" in cli_error(["predict", "--checkpoint", "x.safetensors", "--images", "nowhere.png"])
 
 
 @pytest.mark.skipif(striate.cuda.is_available(), reason="a usable GPU is present")
@@ -142,4 +135,4 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
     for argv in (["train", "--device", "cuda", "--out", str(tmp_path / "run")],
                  ["eval", "--device", "cuda", "--checkpoint", "x.safetensors"],
                  ["demo", "--device", "cuda", "--out", str(tmp_path / "demo")]):
-        assert "--device cuda: no usable GPU" in _error(argv)
+        assert "--device cuda: no usable GPU" in cli_error(argv)
