@@ -72,7 +72,8 @@ from ..nn import functional as F
 from ..optim import Adam
 from ..serialization import load, save
 from ..tensor import Tensor, ones, randn, tensor, zeros
-from .loop import CHECKPOINT_NAME, _as_tensor, _model_device, _progress_bar, _report
+from ._device import _as_tensor, _model_device
+from .loop import CHECKPOINT_NAME, _progress_bar, _report
 from .plots import save_gan_curves_png, save_image_grid
 
 __all__ = ["fit_gan", "generator_loss", "mean_pairwise_distance", "GANHistory", "GANThresholds", "GANWarning", "VanishingGradientWarning",

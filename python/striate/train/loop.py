@@ -30,20 +30,11 @@ from .. import random as st_random
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..serialization import load, save
-from ..tensor import Tensor, tensor
+from ._device import _as_tensor, _model_device
 from .history import History
 
 CHECKPOINT_NAME = "last.safetensors"
 _CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "rng", "loader", "history")
-
-
-def _as_tensor(value, device):
-    t = value if isinstance(value, Tensor) else tensor(value)
-    return t if t.device == device else t.to(device)
-
-
-def _model_device(model) -> str:
-    return next((p.device for p in model.parameters()), "cpu")
 
 
 def _is_accumulator(metric) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..tensor import Tensor
-from .loop import _as_tensor, _model_device
+from ._device import _as_tensor, _model_device
 
 TRAIN_COLOR = (31, 119, 180)
 VAL_COLOR = (255, 127, 14)
