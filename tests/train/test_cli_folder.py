@@ -136,3 +136,33 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
                  ["eval", "--device", "cuda", "--checkpoint", "x.safetensors"],
                  ["demo", "--device", "cuda", "--out", str(tmp_path / "demo")]):
         assert "--device cuda: no usable GPU" in cli_error(argv)
+
+
+def _segmentation_folder(root, n=12, seed=0):
+    """root/images/*.png (grey, a bright square on noise) and root/masks/*.png (1 on the square)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        image, mask = (rng.random((16, 16)) * 60).astype(np.uint8), np.zeros((16, 16), np.uint8)
+        y, x = rng.integers(0, 9, 2)
+        side = int(rng.integers(4, 8))
+        image[y:y + side, x:x + side], mask[y:y + side, x:x + side] = 200, 1
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_segment_a_folder_then_eval(tmp_path, capsys):
+    root, out = _segmentation_folder(tmp_path / "squares"), tmp_path / "run"
+    assert cli.main(["train", "--task", "segment", "--data", str(root), "--epochs", "2", "--batch-size", "4",
+                     "--val-fraction", "0.25", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    trained = capsys.readouterr().out.strip().splitlines()
+    assert "(9 train / 3 held-out images of 16x16, 2 classes)" in trained[0]
+    assert trained[-1].startswith("mean IoU: ")
+    assert cli.main(["eval", "--checkpoint", str(out / "last.safetensors"), "--threads", "1"]) == 0
+    evaluated = capsys.readouterr().out.strip().splitlines()
+    assert "held-out (3 images)" in evaluated[0] and evaluated[-1] == trained[-1]
+    (root / "masks" / "0.png").unlink()
+    assert "every image needs a mask" in cli_error(["train", "--task", "segment", "--data", str(root),
+                                                    "--out", str(out)])

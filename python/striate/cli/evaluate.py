@@ -7,8 +7,8 @@ from ..train.loop import load_weights
 from . import folder as cli_folder
 from . import gan as cli_gan
 from .options import DATASETS, TASK_DATA, TASK_MODELS
-from .train import (_classification_sets, _is_folder_data, _print_segmentation_scores, build_model,
-                    _segmentation_scores, _set_threads, _shapes_sets, _task_of_model)
+from .train import (_classification_sets, _is_folder_data, _print_segmentation_scores, _segmentation_scores,
+                    _segmentation_sets, _set_threads, _task_of_model, build_model)
 
 
 def run_eval(args) -> dict:
@@ -47,13 +47,15 @@ def run_eval(args) -> dict:
     if task == "segment":
         from ..metrics import MeanIoU
 
-        _, test_set = _shapes_sets()
-        metric = MeanIoU(test_set.num_classes)
+        seed = meta.get("seed", 0) if args.seed is None else args.seed
+        fraction = meta.get("val_fraction", 0.2) if args.val_fraction is None else args.val_fraction
+        _, test_set, names = _segmentation_sets(data, None, seed, meta.get("image_size"), fraction)
+        metric = MeanIoU(int(meta.get("num_classes") or len(names)))
         result = _segmentation_scores(model, DataLoader(test_set, batch_size=args.batch_size), metric)
         print(f"{name} from {args.checkpoint} (epoch {state.get('epoch')}) on {data} held-out "
               f"({len(test_set)} images)")
         print(f"loss: {result['loss']:.4f}")
-        _print_segmentation_scores(result, metric, test_set.class_names)
+        _print_segmentation_scores(result, metric, names)
         return result
     split_args = {"val_fraction": args.val_fraction, "seed": args.seed}
     test_set, split = _eval_classification_set(name, data, {**meta, **{k: v for k, v in split_args.items()

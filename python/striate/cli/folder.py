@@ -81,6 +81,44 @@ def _folder_split(root, size, val_fraction, seed):
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx], list(full.classes)
 
 
+def segment_folder_split(root, image_size=None, val_fraction=0.2, seed=0):
+    """(train images, train masks, val images, val masks, number of classes) from
+    ``DIR/images`` + ``DIR/masks`` (``SegmentationFolder``'s layout: PNG masks whose pixel values
+    are class ids, matched to the images by file stem), split as :func:`folder_split` does, or
+    from ``DIR/train/{images,masks}`` and ``DIR/val/{images,masks}``. Images come in RGB."""
+    from ..data import SegmentationFolder
+
+    size = _image_size(image_size)
+
+    def pairs(folder):
+        try:
+            data = SegmentationFolder(os.path.join(folder, "images"), os.path.join(folder, "masks"), size=size)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("pass size=(H, W) to resize", "pass --image-size S to resize "
+                                              "them all to SxS")) from None
+        return data.x.numpy(), data.y.numpy()
+
+    train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
+    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
+        (x_train, y_train), (x_val, y_val) = pairs(train_dir), pairs(val_dir)
+    else:
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"train: --val-fraction must lie strictly between 0 and 1, got {val_fraction}")
+        x, y = pairs(root)
+        n, n_val = len(x), max(1, int(round(len(x) * val_fraction)))
+        if n - n_val < 1:
+            raise ValueError(f"train: {root!r} holds {n} image(s): too few to hold out a validation share "
+                             f"of {val_fraction} and still train")
+        order = np.random.default_rng(seed).permutation(n)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    x_train, x_val = (np.repeat(a, 3, axis=1) if a.shape[1] == 1 else a for a in (x_train, x_val))
+    if x_train.shape[1:] != x_val.shape[1:]:
+        raise ValueError(f"train: the train images are {x_train.shape[2]}x{x_train.shape[3]} but the val images "
+                         f"{x_val.shape[2]}x{x_val.shape[3]}; pass --image-size S")
+    return x_train, y_train, x_val, y_val, int(max(y_train.max(), y_val.max())) + 1
+
+
 def _same_channels(*arrays):
     """Grey (C=1) arrays repeated to RGB when any of them is RGB."""
     channels = max(a.shape[1] for a in arrays)

@@ -87,7 +87,7 @@ def build_model(name: str, num_classes=None, model_args=None, in_channels=None):
 
 
 def _is_folder_data(task: str, data) -> bool:
-    return task == "classify" and data not in DATASETS and data is not None
+    return task in ("classify", "segment") and data not in DATASETS and data is not None
 
 
 def _task_of_model(name: str) -> str:
@@ -118,7 +118,7 @@ def _resolve_defaults(args) -> None:
     elif args.data not in TASK_DATA[task]:
         raise ValueError(f"train: --data {args.data} is not a {task} dataset; "
                          f"choose from {', '.join(TASK_DATA[task])}"
-                         + (" or a folder of class folders" if task == "classify" else ""))
+                         + " or a folder")
 
 
 def _optimizer(name: str, params, lr):
@@ -231,6 +231,23 @@ def _shapes_sets(limit=None):
             Shapes(SHAPES_TEST, size=SHAPES_SIZE, seed=SHAPES_TEST_SEED))
 
 
+def _segmentation_sets(data, limit=None, seed=0, image_size=None, val_fraction=0.2):
+    """(train, held-out, class names): Shapes, or a folder's split (cli.folder.segment_folder_split)."""
+    from ..data import TensorDataset
+
+    if data in DATASETS:
+        train, test = _shapes_sets(limit)
+        return train, test, list(train.class_names)
+    x_train, y_train, x_val, y_val, num_classes = cli_folder.segment_folder_split(data, image_size, val_fraction, seed)
+    if limit is not None and limit < len(x_train):
+        import numpy as np
+
+        pick = np.sort(np.random.default_rng(seed).permutation(len(x_train))[:limit])
+        x_train, y_train = x_train[pick], y_train[pick]
+    return (TensorDataset(x_train, y_train), TensorDataset(x_val, y_val),
+            ["background"] + [f"class {i}" for i in range(1, num_classes)])
+
+
 def _overlay_writer(folder, test_set, names):
     """on_epoch_end for fit: overlays of fixed held-out images, per epoch and as overlay.png."""
     import shutil
@@ -267,8 +284,9 @@ def run_segmentation(args) -> float:
 
     _set_threads(args.threads)
     st.manual_seed(args.seed)
-    train_set, test_set = _shapes_sets(args.limit)
-    num_classes, names = train_set.num_classes, list(train_set.class_names)
+    folder = {"image_size": getattr(args, "image_size", None), "val_fraction": getattr(args, "val_fraction", 0.2)}
+    train_set, test_set, names = _segmentation_sets(args.data, args.limit, args.seed, **folder)
+    num_classes = len(names)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
                               transform=_augmentation(args.augment))
     test_loader = DataLoader(test_set, batch_size=100)
@@ -280,9 +298,13 @@ def run_segmentation(args) -> float:
             "num_classes": num_classes, "data": args.data, "optimizer": args.optimizer,
             "lr": optimizer.param_groups[0]["lr"], "batch_size": args.batch_size,
             "schedule": args.schedule, "seed": args.seed, "epochs": args.epochs, "limit": args.limit}
+    if args.data not in DATASETS:
+        meta.update(folder)
+    image = train_set[0][0]
+    side = f"{image.shape[1]}x{image.shape[2]}"
     print(f"training {args.model} ({', '.join(f'{k}={v}' for k, v in SEGMENT_MODELS[args.model].items())}) "
           f"to segment {args.data} ({len(train_set)} train / {len(test_set)} held-out images of "
-          f"{SHAPES_SIZE}x{SHAPES_SIZE}, {num_classes} classes), {args.epochs} epochs, batch {args.batch_size}, "
+          f"{side}, {num_classes} classes), {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.optimizer} lr {meta['lr']:g} (schedule {args.schedule}), {st.get_num_threads()} threads",
           flush=True)
     began = time.perf_counter()
