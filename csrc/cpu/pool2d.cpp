@@ -39,11 +39,11 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
         // a row shorter than one vector goes through a zero-padded copy.
         constexpr index_t L = kSimdBytes / sizeof(T);
         const bool narrow = full < L;
-        T p0[2 * L] = {}, p1[2 * L] = {}, ybuf[L];
+        T p0[2 * L], p1[2 * L], ybuf[L];
         int64_t ibuf[L];
-        if (narrow) {
-          std::copy(r0, r0 + 2 * full, p0);
-          std::copy(r1, r1 + 2 * full, p1);
+        if (narrow) {  // zeroed only here: not on every row
+          std::fill(std::copy(r0, r0 + 2 * full, p0), p0 + 2 * L, T(0));
+          std::fill(std::copy(r1, r1 + 2 * full, p1), p1 + 2 * L, T(0));
         }
         const T* __restrict s0 = narrow ? p0 : r0;
         const T* __restrict s1 = narrow ? p1 : r1;

@@ -384,21 +384,6 @@ DIRECT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("threads", (1, 2))
-@pytest.mark.parametrize("case", DIRECT_CASES, ids=[f"x{c[0]}-w{c[1]}-p{c[3]}-d{c[4]}-g{c[5]}".replace(" ", "")
-                                                    for c in DIRECT_CASES])
-def test_direct_kernel_matches_torch(case, threads, torch):
-    striate.set_num_threads(threads)
-    xs, ws, stride, padding, dilation, groups = case
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    striate._cpu.set_conv2d_strategy("direct")
-    try:
-        _assert_matches_torch(xs, ws, kwargs, torch, seed=17)
-        _assert_float32_matches_torch(xs, ws, kwargs, torch, seed=19)  # the vector width doubles
-    finally:
-        striate._cpu.set_conv2d_strategy("auto")
-
-
 # Shapes AUTO sends to the direct kernels by their own rules (a 4x4 stride-2 layer as it is,
 # not as its space-to-depth image; a weight gradient with few input channels but few outputs or
 # stride 2), against PyTorch in float64: forward and all three gradients.
@@ -412,12 +397,32 @@ AUTO_DIRECT_CASES = [
 ]
 
 
+# (strategy, case, float64 seed, float32 seed): the forced direct kernels on DIRECT_CASES, and AUTO on
+# the shapes it routes to them by itself.
+DIRECT_RUNS = ([("direct", c, 17, 19) for c in DIRECT_CASES] + [("auto", c, 23, 29) for c in AUTO_DIRECT_CASES])
+
+
 @pytest.mark.parametrize("threads", (1, 2))
-@pytest.mark.parametrize("case", AUTO_DIRECT_CASES, ids=[f"x{c[0]}-w{c[1]}-s{c[2]}".replace(" ", "")
-                                                         for c in AUTO_DIRECT_CASES])
-def test_auto_direct_routes_match_torch(case, threads, torch):
+@pytest.mark.parametrize("run", DIRECT_RUNS, ids=[f"{r[0]}-x{r[1][0]}-w{r[1][1]}-s{r[1][2]}-p{r[1][3]}-d{r[1][4]}"
+                                                  f"-g{r[1][5]}".replace(" ", "") for r in DIRECT_RUNS])
+def test_direct_kernels_match_torch(run, threads, torch):
     striate.set_num_threads(threads)
-    xs, ws, stride, padding, dilation, groups = case
+    strategy, (xs, ws, stride, padding, dilation, groups), seed64, seed32 = run
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    _assert_matches_torch(xs, ws, kwargs, torch, seed=23)
-    _assert_float32_matches_torch(xs, ws, kwargs, torch, seed=29)  # wider vectors: other routes
+    striate._cpu.set_conv2d_strategy(strategy)
+    try:
+        _assert_matches_torch(xs, ws, kwargs, torch, seed=seed64)
+        _assert_float32_matches_torch(xs, ws, kwargs, torch, seed=seed32)  # the vector width doubles
+    finally:
+        striate._cpu.set_conv2d_strategy("auto")
+    if strategy == "auto":  # AUTO took the direct weight gradient: bit for bit the forced kernel's
+        rng = np.random.default_rng(seed32)
+        x, w = random_array(rng, xs, np.float32), random_array(rng, ws, np.float32)
+        dy = random_array(rng, ops.conv2d(x, w, None, **kwargs).shape, np.float32)
+        auto = ops.conv2d_backward(dy, x, w, **kwargs, needs=(False, True, False))[1]
+        striate._cpu.set_conv2d_strategy("direct")
+        try:
+            forced = ops.conv2d_backward(dy, x, w, **kwargs, needs=(False, True, False))[1]
+        finally:
+            striate._cpu.set_conv2d_strategy("auto")
+        np.testing.assert_array_equal(auto, forced)

@@ -6,7 +6,7 @@ import os
 from ..train.loop import load_weights
 from . import folder as cli_folder
 from . import gan as cli_gan
-from .options import DATASETS, TASK_DATA, TASK_MODELS
+from .options import DATASETS, TASK_DATA, TASK_MODELS, check_device
 from .train import (_classification_sets, _is_folder_data, _print_segmentation_scores, _segmentation_scores,
                     _segmentation_sets, _set_threads, _task_of_model, build_model)
 
@@ -17,7 +17,7 @@ def run_eval(args) -> dict:
     from ..train import evaluate
 
     _set_threads(args.threads)
-    device = cli_folder.check_device(args.device, "eval")
+    device = check_device(args.device, "eval")
     state = st.load(args.checkpoint)
     meta = (state.get("meta") if isinstance(state, dict) else None) or {}
     task = meta.get("task") if isinstance(meta, dict) else None
@@ -90,5 +90,7 @@ def _eval_classification_set(name, data, meta):
     x = images.x.numpy()
     channels = int(meta.get("in_channels", x.shape[1]))
     if x.shape[1] != channels:
-        x = np.repeat(x, channels, axis=1) if x.shape[1] == 1 else x.mean(axis=1, keepdims=True)
+        # grey to RGB by replication; RGB to grey with the ITU-R 601 luma weights of Pillow's convert("L")
+        luma = np.asarray([0.299, 0.587, 0.114], np.float32)[None, :, None, None]
+        x = np.repeat(x, channels, axis=1) if x.shape[1] == 1 else (x * luma).sum(axis=1, keepdims=True)
     return TensorDataset(cli_folder.fit_channels(x, name), images.y.numpy()), "folder"

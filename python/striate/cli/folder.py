@@ -20,23 +20,13 @@ import os
 import numpy as np
 
 from ..models.registry import get_model, input_channels
+from . import options
 
 from ..data.datasets import _IMAGE_EXTENSIONS as IMAGE_SUFFIXES
 
 
 def _image_size(size):
     return None if size is None else (int(size), int(size))
-
-
-def check_device(device: str, op: str) -> str:
-    """device, after checking that "cuda" has a usable GPU behind it."""
-    if device == "cuda":
-        from .. import cuda
-
-        if not cuda.is_available():
-            raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
-                             "False: no CUDA build, driver or device); use --device cpu")
-    return device
 
 
 def folder_split(root, image_size=None, val_fraction=0.2, seed=0):
@@ -47,38 +37,47 @@ def folder_split(root, image_size=None, val_fraction=0.2, seed=0):
             images of different sizes without ``image_size``, too few images to split, or
             ``DIR/train`` and ``DIR/val`` with different classes (each names the problem).
     """
-    try:
-        return _folder_split(root, _image_size(image_size), val_fraction, seed)
-    except ValueError as exc:
-        if "pass size=" in str(exc):  # the command line's name for it
-            raise ValueError(str(exc).replace("pass size=(H, W) to resize", "pass --image-size S to resize "
-                                              "them all to SxS")) from None
-        raise
-
-
-def _folder_split(root, size, val_fraction, seed):
     from ..data import ImageFolder
+
+    size = _image_size(image_size)
 
     train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
     if os.path.isdir(train_dir) and os.path.isdir(val_dir):
-        train, val = ImageFolder(train_dir, size=size), ImageFolder(val_dir, size=size)
+        train, val = _read(ImageFolder, train_dir, size=size), _read(ImageFolder, val_dir, size=size)
         if train.classes != val.classes:
             raise ValueError(f"train: {train_dir!r} has classes {train.classes} but {val_dir!r} has "
                              f"{val.classes}; both need the same class folders")
         x_train, x_val = _same_channels(train.x.numpy(), val.x.numpy())
         return x_train, train.y.numpy(), x_val, val.y.numpy(), list(train.classes)
+    _check_fraction(val_fraction)
+    full = _read(ImageFolder, root, size=size)
+    train_idx, val_idx = _split(root, len(full), val_fraction, seed)
+    x, y = full.x.numpy(), full.y.numpy()
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx], list(full.classes)
+
+
+def _read(dataset, *args, size):
+    """dataset(*args, size=size), its advice to pass size=(H, W) given in this command line's terms."""
+    try:
+        return dataset(*args, size=size)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("pass size=(H, W) to resize", "pass --image-size S to resize "
+                                          "them all to SxS")) from None
+
+
+def _check_fraction(val_fraction) -> None:
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"train: --val-fraction must lie strictly between 0 and 1, got {val_fraction}")
-    full = ImageFolder(root, size=size)
-    n = len(full)
+
+
+def _split(root, n, val_fraction, seed):
+    """(train indices, val indices): a seeded random val_fraction of n held out, both sorted."""
     n_val = max(1, int(round(n * val_fraction)))
     if n - n_val < 1:
         raise ValueError(f"train: {root!r} holds {n} image(s): too few to hold out a validation share "
                          f"of {val_fraction} and still train; add images or give DIR/train and DIR/val")
     order = np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    x, y = full.x.numpy(), full.y.numpy()
-    return x[train_idx], y[train_idx], x[val_idx], y[val_idx], list(full.classes)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def segment_folder_split(root, image_size=None, val_fraction=0.2, seed=0):
@@ -91,26 +90,16 @@ def segment_folder_split(root, image_size=None, val_fraction=0.2, seed=0):
     size = _image_size(image_size)
 
     def pairs(folder):
-        try:
-            data = SegmentationFolder(os.path.join(folder, "images"), os.path.join(folder, "masks"), size=size)
-        except ValueError as exc:
-            raise ValueError(str(exc).replace("pass size=(H, W) to resize", "pass --image-size S to resize "
-                                              "them all to SxS")) from None
+        data = _read(SegmentationFolder, os.path.join(folder, "images"), os.path.join(folder, "masks"), size=size)
         return data.x.numpy(), data.y.numpy()
 
     train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
     if os.path.isdir(train_dir) and os.path.isdir(val_dir):
         (x_train, y_train), (x_val, y_val) = pairs(train_dir), pairs(val_dir)
     else:
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"train: --val-fraction must lie strictly between 0 and 1, got {val_fraction}")
+        _check_fraction(val_fraction)
         x, y = pairs(root)
-        n, n_val = len(x), max(1, int(round(len(x) * val_fraction)))
-        if n - n_val < 1:
-            raise ValueError(f"train: {root!r} holds {n} image(s): too few to hold out a validation share "
-                             f"of {val_fraction} and still train")
-        order = np.random.default_rng(seed).permutation(n)
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train_idx, val_idx = _split(root, len(x), val_fraction, seed)
         x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
     x_train, x_val = (np.repeat(a, 3, axis=1) if a.shape[1] == 1 else a for a in (x_train, x_val))
     if x_train.shape[1:] != x_val.shape[1:]:
@@ -179,19 +168,14 @@ def image_files(paths):
 
 def read_images(files, image_size, channels):
     """(N, channels, S, S) float32 images in [0, 1] as training read them."""
-    from ..data.datasets import _GRAY_MODES, _import_pil, _picture_to_array, _read_image
+    from ..data.datasets import _import_pil, _picture_to_array, _read_image
 
     Image = _import_pil()
     size = _image_size(image_size)
     arrays = []
     for path in files:
-        im = _read_image(Image, path, "predict")
-        a = _picture_to_array(Image, im, channels == 1 and im.mode in _GRAY_MODES, size)
-        if a.shape[0] == 1 and channels == 3:
-            a = np.repeat(a, 3, axis=0)
-        elif a.shape[0] == 3 and channels == 1:
-            a = _picture_to_array(Image, im.convert("L"), True, size)
-        arrays.append(a)
+        # grey ("L") for a 1-channel run, RGB (grey replicated) for a 3-channel one, as ImageFolder reads
+        arrays.append(_picture_to_array(Image, _read_image(Image, path, "predict"), channels == 1, size))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"predict: the images have different sizes {sorted(shapes)} and the run recorded "
@@ -206,7 +190,7 @@ def run_predict(args) -> list:
 
     if args.threads is not None:
         st.set_num_threads(args.threads)
-    device = check_device(args.device, "predict")
+    device = options.check_device(args.device, "predict")
     files = image_files(args.images)
     state = st.load(args.checkpoint)
     meta = (state.get("meta") if isinstance(state, dict) else None) or {}

@@ -107,3 +107,14 @@ def _add_training_options(parser, epochs, batch_size, lr, schedule, out, task_op
 def _add_device_option(parser):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where the network runs (default cpu; cuda needs a usable GPU)")
+
+
+def check_device(device: str, op: str) -> str:
+    """device, after checking that "cuda" has a usable GPU behind it."""
+    if device == "cuda":
+        from .. import cuda
+
+        if not cuda.is_available():
+            raise ValueError(f"{op}: --device cuda: no usable GPU here (striate.cuda.is_available() is "
+                             "False: no CUDA build, driver or device); use --device cpu")
+    return device

@@ -7,7 +7,7 @@ import time
 from ..train.loop import CHECKPOINT_NAME
 from . import folder as cli_folder
 from . import gan as cli_gan
-from .options import (DATASETS, DEFAULT_LR, GRID_IMAGES, MODELS, OVERLAY_IMAGES, SEGMENT_MODELS, SHAPES_SIZE,
+from .options import (DATASETS, DEFAULT_LR, GRID_IMAGES, MODELS, OVERLAY_IMAGES, SEGMENT_MODELS, SHAPES_SIZE, check_device,
                       SHAPES_TEST, SHAPES_TEST_SEED, SHAPES_TRAIN, TASK_DATA, TASK_DEFAULTS, TASK_MODELS)
 
 
@@ -143,7 +143,7 @@ def run_training(args) -> float:
     """
     if args.resume:
         _check_resumable(args.out)
-    cli_folder.check_device(args.device, args.command)
+    check_device(args.device, args.command)
     if getattr(args, "task", None) in cli_gan.GAN_TASKS:
         if args.device != "cpu":
             raise ValueError(f"train: --device {args.device} is not wired into the GAN tasks yet; "
