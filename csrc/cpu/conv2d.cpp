@@ -34,6 +34,7 @@
 #include "common/shape.h"
 #include "allocator.h"
 #include "gemm.h"
+#include "transpose.h"
 
 namespace striate {
 
@@ -594,10 +595,8 @@ void pad_blocked(T* xp, const T* x, index_t Cg, const Conv2dGeometry& g, const W
       }
       std::fill(row, row + lo * CB, T(0));
       std::fill(row + hi * CB, row + s.Wp * CB, T(0));
-      for (index_t cc = 0; cc < cn; ++cc) {  // lanes past the last channel are never read
-        const T* src = x + ((c0 + cc) * g.H + h) * g.W + (lo - g.pl);
-        for (index_t t = lo; t < hi; ++t) row[t * CB + cc] = src[t - lo];
-      }
+      // lanes past the last channel are never read
+      transpose_into(row + lo * CB, CB, x + (c0 * g.H + h) * g.W + (lo - g.pl), g.H * g.W, cn, hi - lo);
     }
   }
 }
@@ -700,10 +699,9 @@ void pack_direct_weights(T* dst, const T* w, const Conv2dGeometry& g, index_t gi
   const index_t Cg = g.C / g.groups, Kg = g.K / g.groups, taps = g.kh * g.kw, depth = Cg * taps;
   const index_t kcount = std::min(VL, Kg - k0);
   if (!flipped) {
-    for (index_t l = 0; l < kcount; ++l) {
-      const T* src = w + (gi * Kg + k0 + l) * depth;
-      for (index_t d = 0; d < depth; ++d) dst[d * VL + l] = src[d];
-    }
+    // Blocked (transpose.h): a pass per output channel over the whole of dst, hundreds of KB on a
+    // deep layer, took as long as the convolution's FMAs on a 4x4 map.
+    transpose_into(dst, VL, w + (gi * Kg + k0) * depth, depth, kcount, depth);
   } else {
     for (index_t i = 0; i < Cg; ++i)
       for (index_t l = 0; l < kcount; ++l) {
@@ -940,14 +938,9 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
     for (index_t gk = 0; gk < g.groups * KT; ++gk) {
       const index_t gi = gk / KT, k0 = (gk % KT) * VL;
       T* dst = dytp + (gk * g.N + n) * P * VL;
-      for (index_t l = 0; l < VL; ++l) {
-        if (k0 + l < Kg) {
-          const T* src = dy + (n * g.K + gi * Kg + k0 + l) * P;
-          for (index_t p = 0; p < P; ++p) dst[p * VL + l] = src[p];
-        } else {
-          for (index_t p = 0; p < P; ++p) dst[p * VL + l] = T(0);
-        }
-      }
+      const index_t kcount = std::min(VL, Kg - k0);
+      transpose_into(dst, VL, dy + (n * g.K + gi * Kg + k0) * P, P, kcount, P);
+      for (index_t p = 0; p < P; ++p) std::fill(dst + p * VL + kcount, dst + (p + 1) * VL, T(0));
     }
   }
   const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg * NA, rows = g.N * g.Ho;

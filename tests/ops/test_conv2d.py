@@ -377,6 +377,8 @@ DIRECT_CASES = [
     ((2, 8, 6, 6), (8, 4, 3, 3), 2, 1, 1, 2),
     ((2, 8, 9, 10), (12, 8, 5, 5), 1, 2, 1, 1),
     ((3, 16, 14, 14), (40, 16, 5, 5), 1, 0, 1, 1),
+    # whole 16 x 16 blocks and ragged ones in every packing transpose (channels, rows, depth)
+    ((2, 20, 5, 19), (36, 20, 3, 3), 1, 1, 1, 1),
     # 4x4 stride 2 (DCGAN discriminators), odd sizes, groups
     ((2, 8, 14, 14), (20, 8, 4, 4), 2, 1, 1, 1),
     ((3, 9, 15, 12), (33, 9, 4, 4), 2, (0, 2), 1, 1),
