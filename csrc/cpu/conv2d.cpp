@@ -703,11 +703,9 @@ void pack_direct_weights(T* dst, const T* w, const Conv2dGeometry& g, index_t gi
     // deep layer, took as long as the convolution's FMAs on a 4x4 map.
     transpose_into(dst, VL, w + (gi * Kg + k0) * depth, depth, kcount, depth);
   } else {
+    // per input channel: kcount x taps, transposed onto dst's rows last to first
     for (index_t i = 0; i < Cg; ++i)
-      for (index_t l = 0; l < kcount; ++l) {
-        const T* src = w + ((gi * Cg + i) * Kg + k0 + l) * taps;
-        for (index_t t = 0; t < taps; ++t) dst[(i * taps + t) * VL + l] = src[taps - 1 - t];
-      }
+      transpose_into(dst + (i * taps + taps - 1) * VL, -VL, w + ((gi * Cg + i) * Kg + k0) * taps, taps, kcount, taps);
   }
   for (index_t d = 0; d < depth; ++d)
     for (index_t l = kcount; l < VL; ++l) dst[d * VL + l] = T(0);
@@ -959,10 +957,13 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
           else
             std::memcpy(&acc[t][v], sum + (t * V + v) * L, sizeof(Vt));
         }
+      // rows run on through the images: dyt's positions are contiguous across them, the padded
+      // planes' rows within one (no division per row: a row of a 4x4 map is 36 FMA cycles)
+      index_t n = r0 / g.Ho, oh = r0 % g.Ho;
+      const T* dr = dytp + (gk * g.N * P + r0 * g.Wo) * VL;
       for (index_t row = r0; row < r1; ++row) {
-          const index_t n = row / g.Ho, oh = row % g.Ho;
           const T* xr = xpp + ((n * g.C + gi * Cg + c) * s.Hp + oh * S + a0) * Wp;
-          const T* dr = dytp + ((gk * g.N + n) * P + oh * g.Wo) * VL;
+          if (++oh == g.Ho) oh = 0, ++n;
           for (index_t ow = 0; ow < g.Wo; ++ow, xr += S, dr += VL) {
             Vt d[V];
 #pragma GCC unroll 4
@@ -981,15 +982,15 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
         for (int v = 0; v < V; ++v) std::memcpy(sum + (t * V + v) * L, &acc[t][v], sizeof(Vt));
     }
   }
-  // dw[gi*Kg + k][c][t] from the sums (item (gi, kt, c, t / tt), tap t % tt, lane k - kt*VL);
-  // the items of one channel tile and channel hold its taps in order
+  // dw[gi*Kg + k][c][t] from the sums (item (gi, kt, c, t / tt), tap t % tt, lane k - kt*VL):
+  // a channel tile's sums are (c, t) rows by lanes, transposed in blocks of rows
+  constexpr index_t RB = 256;
+  const index_t depth = Cg * taps, RC = (depth + RB - 1) / RB;
 #pragma omp parallel for schedule(static)
-  for (index_t gk = 0; gk < g.groups * Kg; ++gk) {
-    const index_t gi = gk / Kg, k = gk % Kg, kt = k / VL, l = k % VL;
-    for (index_t c = 0; c < Cg; ++c) {
-      const T* sum = sump + ((gi * KT + kt) * Cg + c) * taps * VL;
-      for (int t = 0; t < taps; ++t) dw[(gk * Cg + c) * taps + t] = sum[t * VL + l];
-    }
+  for (index_t item = 0; item < g.groups * KT * RC; ++item) {
+    const index_t gk = item / RC, d0 = item % RC * RB, gi = gk / KT, k0 = gk % KT * VL;
+    transpose_into(dw + (gi * Kg + k0) * depth + d0, depth, sump + gk * depth * VL + d0 * VL, VL,
+                   std::min(RB, depth - d0), std::min(VL, Kg - k0));
   }
 }
 
