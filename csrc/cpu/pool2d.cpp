@@ -179,6 +179,8 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
   for (index_t oh = 0; oh < g.Ho; ++oh)
     for (index_t ow = 0; ow < g.Wo; ++ow)
       win[oh * g.Wo + ow] = avg_pool_window(g, oh, ow, count_include_pad, divisor_override);
+  const index_t whole = divisor_override > 0 ? divisor_override : 4;  // a whole 2x2 window's divisor
+  const T whole_divisor = T(whole), whole_scale = (whole & (whole - 1)) == 0 ? T(1) / T(whole) : T(0);
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t h = 0; h < g.H; ++h) {
@@ -186,33 +188,53 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
       T* dxrow = dx + (p * g.H + h) * g.W;
       if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0) {
         // Each cell lies in at most one window, (h / 2, w / 2): one value per window written
-        // to its (up to) two cells of this row (0 + v, as the general loop adds v to a zero).
-        // The cells the whole windows write are written once (no zeroing pass before them).
+        // to its (up to) four cells (0 + v, as the general loop adds v to a zero). A window
+        // row's even input row writes both of its rows (its odd row is skipped: one pass over
+        // dy, and each value computed once); the cells the whole windows write are written
+        // once (no zeroing pass before them).
         const index_t oh = h / 2;
         if (oh >= g.Ho) {
           std::fill(dxrow, dxrow + g.W, T(0));
           continue;
         }
+        if (h % 2 == 1) continue;  // written with row h - 1
+        const index_t nrows = h + 1 < g.H ? 2 : 1;
         const AvgWindow* wrow = win.data() + oh * g.Wo;
         const T* dyrow = dyp + oh * g.Wo;
         index_t ow = 0;
-        if (2 * oh + 1 < g.H) {  // whole windows: the same divisor, a loop that vectorises
+        if (nrows == 2) {  // whole windows: the same divisor, a loop that vectorises
           const index_t full = std::min(g.Wo, g.W / 2);
-          const T d = T(divisor_override > 0 ? divisor_override : 4);
+          T* next = dxrow + g.W;
+          if (whole_scale > 0) {  // a power-of-two divisor: the product is the quotient, exactly
 #pragma omp simd
-          for (index_t i = 0; i < full; ++i) {
-            const T v = T(0) + dyrow[i] / d;
-            dxrow[2 * i] = v;
-            dxrow[2 * i + 1] = v;
+            for (index_t i = 0; i < full; ++i) {
+              const T v = T(0) + dyrow[i] * whole_scale;
+              dxrow[2 * i] = v;
+              dxrow[2 * i + 1] = v;
+              next[2 * i] = v;
+              next[2 * i + 1] = v;
+            }
+          } else {
+#pragma omp simd
+            for (index_t i = 0; i < full; ++i) {
+              const T v = T(0) + dyrow[i] / whole_divisor;
+              dxrow[2 * i] = v;
+              dxrow[2 * i + 1] = v;
+              next[2 * i] = v;
+              next[2 * i + 1] = v;
+            }
           }
           ow = full;
         }
-        std::fill(dxrow + 2 * ow, dxrow + g.W, T(0));  // the rest: partial windows, uncovered cells
-        for (; ow < g.Wo; ++ow) {
-          const AvgWindow& wi = wrow[ow];
-          if (wi.divisor <= 0 || h >= wi.h1) continue;
-          const T v = T(0) + dyrow[ow] / T(wi.divisor);
-          for (index_t w = wi.w0; w < wi.w1; ++w) dxrow[w] = v;
+        for (index_t r = 0; r < nrows; ++r) {
+          T* row = dxrow + r * g.W;
+          std::fill(row + 2 * ow, row + g.W, T(0));  // the rest: partial windows, uncovered cells
+          for (index_t o = ow; o < g.Wo; ++o) {
+            const AvgWindow& wi = wrow[o];
+            if (wi.divisor <= 0 || h + r >= wi.h1) continue;
+            const T v = T(0) + dyrow[o] / T(wi.divisor);
+            for (index_t w = wi.w0; w < wi.w1; ++w) row[w] = v;
+          }
         }
         continue;
       }
