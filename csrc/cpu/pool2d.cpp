@@ -9,10 +9,63 @@
 #include "common/simd.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <vector>
 
 namespace striate {
+
+// The windows of output row oh that lie wholly inside the plane (any kernel, stride, dilation:
+// ResNet's 3x3 stride-2 stem pooling), max_pool_cell's rule with selects instead of branches
+// (random data mispredicts a branchy window every few taps, and the clipping costs four
+// divisions a window): taps outer, a chunk of windows inner, so that every tap's loop
+// vectorises; the winner kept as its offset in the window. Windows [0, ow_lo) are left to
+// max_pool_cell; returns the first window after the interior (ow_lo when there is none, or
+// fewer than one vector of it).
+template <typename T>
+index_t max_pool_interior_row(T* yrow, int64_t* irow, const T* plane, const Pool2dGeometry& g, index_t oh) {
+  constexpr index_t L = kSimdBytes / sizeof(T), kChunk = 256;
+  const index_t h0 = oh * g.sh - g.ph, span_h = (g.kh - 1) * g.dh, span_w = (g.kw - 1) * g.dw;
+  // the first window with w0 >= 0, and one past the last with w0 + span_w < W
+  const index_t lo = std::min(g.Wo, (g.pw + g.sw - 1) / g.sw);
+  const index_t hi = g.W - 1 - span_w + g.pw < 0 ? 0 : std::min(g.Wo, (g.W - 1 - span_w + g.pw) / g.sw + 1);
+  if (h0 < 0 || h0 + span_h >= g.H || hi - lo < L || g.H * g.W > INT32_MAX) return 0;
+  for (index_t ow = 0; ow < lo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
+  T best[kChunk];
+  int32_t at[kChunk];
+  for (index_t i0 = lo; i0 < hi;) {
+    index_t n = std::min(kChunk, hi - i0);
+    if (n < L)
+      i0 = hi - L, n = L;  // overlaps the chunk before (whole vectors only: see the 2x2 path)
+    else
+      n -= n % L;
+    const T* first = plane + h0 * g.W + i0 * g.sw - g.pw;  // window i0's first tap
+#pragma omp simd
+    for (index_t i = 0; i < n; ++i) {
+      best[i] = first[i * g.sw];
+      at[i] = 0;
+    }
+    for (index_t a = 0; a < g.kh; ++a)
+      for (index_t b = a == 0 ? 1 : 0; b < g.kw; ++b) {
+        const int32_t off = (int32_t)(a * g.dh * g.W + b * g.dw);
+        const T* src = first + off;
+#pragma omp simd
+        for (index_t i = 0; i < n; ++i) {
+          const T v = src[i * g.sw];
+          const bool take = (v > best[i]) | (v != v);
+          best[i] = take ? v : best[i];
+          at[i] = take ? off : at[i];
+        }
+      }
+    const int64_t base = h0 * g.W + i0 * g.sw - g.pw;
+    for (index_t i = 0; i < n; ++i) {
+      yrow[i0 + i] = best[i];
+      irow[i0 + i] = base + (int64_t)i * g.sw + at[i];
+    }
+    i0 += n;
+  }
+  return hi;
+}
 
 template <typename T>
 void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
@@ -87,6 +140,7 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
         }
         ow = full;
       }
+      if (!is_2x2) ow = max_pool_interior_row(yrow, irow, plane, g, oh);
       for (; ow < g.Wo; ++ow) max_pool_cell(plane, g, oh, ow, yrow + ow, irow + ow);
     }
 }

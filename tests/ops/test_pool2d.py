@@ -14,7 +14,7 @@ def _every_window_touches_the_plane(n, k, s, p, d, out):
     return all(any(0 <= o * s - p + a * d < n for a in range(k)) for o in range(out))
 
 
-def _draw(rng, attempt, _, with_dilation):
+def _draw(rng, attempt, _, with_dilation, wide=False):
     kernel = tuple(int(v) for v in rng.integers(1, 5, size=2))
     stride = None if rng.random() < 0.25 else tuple(int(v) for v in rng.integers(1, 4, size=2))
     if attempt % 6 == 1:
@@ -23,9 +23,11 @@ def _draw(rng, attempt, _, with_dilation):
     dilation = tuple(int(v) for v in rng.choice([1, 1, 2, 3], size=2)) if with_dilation else (1, 1)
     ceil_mode = bool(attempt % 2)
     H, W = (int(v) for v in rng.integers(1, 10, size=2))
-    if attempt % 8 == 3:
+    if wide:  # rows of more than a vector of windows wholly inside the plane (float32: 16)
+        W = int(rng.integers(40, 90))
+    elif attempt % 8 == 3:
         H = 1
-    if attempt % 8 == 6:
+    if attempt % 8 == 6 and not wide:
         W = 1
     s = kernel if stride is None else stride
     sizes = [ref.pool_output_size(n, k, st, p, d, ceil_mode)
@@ -43,7 +45,8 @@ def _draw(rng, attempt, _, with_dilation):
     return cfg, f"{cfg['shape']}-k{kernel}-s{stride}-p{padding}-d{dilation}-ceil{int(ceil_mode)}"
 
 
-MAX_CONFIGS = sample_configs(60, seed=30, draw=partial(_draw, with_dilation=True))
+MAX_CONFIGS = (sample_configs(60, seed=30, draw=partial(_draw, with_dilation=True)) +
+               sample_configs(12, seed=32, draw=partial(_draw, with_dilation=True, wide=True)))
 AVG_CONFIGS = sample_configs(45, seed=31, draw=partial(_draw, with_dilation=False))
 DIVISORS = (None, None, 1, 3, 7)
 
