@@ -7,10 +7,13 @@
 #include "pool2d.h"
 
 #include "common/simd.h"
+#include "gemm.h"
+#include "stream.h"
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace striate {
@@ -235,7 +238,12 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
       win[oh * g.Wo + ow] = avg_pool_window(g, oh, ow, count_include_pad, divisor_override);
   const index_t whole = divisor_override > 0 ? divisor_override : 4;  // a whole 2x2 window's divisor
   const T whole_divisor = T(whole), whole_scale = (whole & (whole - 1)) == 0 ? T(1) / T(whole) : T(0);
-#pragma omp parallel for collapse(2) schedule(static)
+  // a large output, in pairs of rows that fit L2: built there and streamed out (stream.h)
+  const bool stream = planes * g.H * g.W * (index_t)sizeof(T) >= kStreamBytes &&
+                      2 * g.W * (index_t)sizeof(T) <= (index_t(1) << 20);
+#pragma omp parallel
+  {
+#pragma omp for collapse(2) schedule(static)
   for (index_t p = 0; p < planes; ++p)
     for (index_t h = 0; h < g.H; ++h) {
       const T* dyp = dy + p * g.Ho * g.Wo;
@@ -258,6 +266,18 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
         index_t ow = 0;
         if (nrows == 2) {  // whole windows: the same divisor, a loop that vectorises
           const index_t full = std::min(g.Wo, g.W / 2);
+          if (stream && 2 * full == g.W) {  // both rows, contiguous: built in L1, streamed out
+            T* buf = static_cast<T*>(thread_scratch(2, sizeof(T) * 2 * g.W));
+#pragma omp simd
+            for (index_t i = 0; i < full; ++i) {
+              const T v = T(0) + (whole_scale > 0 ? dyrow[i] * whole_scale : dyrow[i] / whole_divisor);
+              buf[2 * i] = v;
+              buf[2 * i + 1] = v;
+            }
+            std::memcpy(buf + g.W, buf, sizeof(T) * g.W);
+            stream_copy(dxrow, buf, 2 * g.W);
+            continue;
+          }
           T* next = dxrow + g.W;
           if (whole_scale > 0) {  // a power-of-two divisor: the product is the quotient, exactly
 #pragma omp simd
@@ -303,6 +323,8 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
           for (index_t c = w.w0; c < w.w1; ++c) dxrow[c] += v;
         }
     }
+  stream_fence();
+  }
 }
 
 #define STRIATE_INSTANTIATE_POOL2D(T)                                                       \

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 
+#include "gemm.h"
+#include "stream.h"
+
 namespace striate {
 
 template <typename T>
@@ -15,7 +18,13 @@ index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index
                                  index_t in_plane, index_t out_plane) {
   const index_t count = planes * in_plane;
   index_t first_bad = count;
-#pragma omp parallel for schedule(static) reduction(min : first_bad)
+  // A large output whose planes fit a thread's L2: each plane built there, then streamed out
+  // (stream.h: no read of the output's lines before they are written).
+  const bool stream = planes * out_plane * (index_t)sizeof(T) >= kStreamBytes &&
+                      out_plane * (index_t)sizeof(T) <= (index_t(1) << 20);
+#pragma omp parallel reduction(min : first_bad)
+  {
+#pragma omp for schedule(static)
   for (index_t p = 0; p < planes; ++p) {
     const int64_t* ip = indices + p * in_plane;
     // Negative indices compare as huge unsigned values.
@@ -31,10 +40,13 @@ index_t max_unpool2d_forward_cpu(T* y, const T* x, const int64_t* indices, index
         }
       continue;
     }
-    T* yp = y + p * out_plane;
+    T* yp = stream ? static_cast<T*>(thread_scratch(2, sizeof(T) * out_plane)) : y + p * out_plane;
     std::fill(yp, yp + out_plane, T(0));
     const T* xp = x + p * in_plane;
     for (index_t i = 0; i < in_plane; ++i) yp[ip[i]] = xp[i];
+    if (stream) stream_copy(y + p * out_plane, yp, out_plane);
+  }
+  if (stream) stream_fence();
   }
   return first_bad == count ? -1 : first_bad;
 }

@@ -134,3 +134,20 @@ def test_nan_input_stays_nan_where_kept():
     x = np.full((8, 8), np.nan, np.float32)
     y, mask = ops.dropout(x, 0.5, seed=1)
     assert np.all(np.isnan(y[mask == 1]))
+
+
+@pytest.mark.parametrize("offset", (0, 12345))
+def test_large_output_matches_the_python_philox(offset):
+    """Outputs of 16 MB and more are streamed out (csrc/cpu/stream.h): sampled blocks against the
+    Python Philox, and every value masked and scaled."""
+    n = (5 << 20) + 3  # 20 MB of float32, and a tail past whole groups
+    x = random_array(np.random.default_rng(4), (n,), np.float32)
+    y, mask = ops.dropout(x, 0.3, seed=777, offset=offset)
+    threshold = ref.dropout_threshold(0.3)
+    blocks = np.concatenate([np.arange(4), np.random.default_rng(6).integers(0, n // 4, 300), [n // 4]])
+    for b in blocks.tolist():
+        words = ref.philox4x32_10((b & 0xFFFFFFFF, b >> 32, offset & 0xFFFFFFFF, offset >> 32), (777, 0))
+        for u in range(4):
+            if 4 * b + u < n:
+                assert mask[4 * b + u] == (words[u] >= threshold), (b, u)
+    np.testing.assert_array_equal(y, np.where(mask == 1, x * np.float32(1 / 0.7), np.float32(0)))

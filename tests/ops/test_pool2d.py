@@ -326,3 +326,18 @@ def test_max_pool_backward_2x2_indices_outside_their_window():
     for n, c, i, j in np.ndindex(g.shape):
         expected[n, c].flat[idx[n, c, i, j]] += g[n, c, i, j]
     assert_close(ops.max_pool2d_backward(g, idx, (2, 3, 8, 10)), expected, 0, 0)
+
+
+@pytest.mark.parametrize("divisor", (None, 3))
+@pytest.mark.parametrize("shape", [(2, 33, 256, 258), (1, 17, 483, 520)])
+def test_avg_backward_of_a_large_output(shape, divisor):
+    """Outputs of 16 MB and more are built in cache and streamed out (csrc/cpu/stream.h): every
+    value as numpy spreads it, unaligned rows (258 columns) and an uncovered last row (483)."""
+    rng = np.random.default_rng(5)
+    N, C, H, W = shape
+    dy = random_array(rng, (N, C, H // 2, W // 2), np.float32)
+    dx = ops.avg_pool2d_backward(dy, shape, 2, divisor_override=divisor)
+    expected = np.zeros(shape, np.float32)
+    spread = np.repeat(np.repeat(dy / np.float32(divisor or 4), 2, axis=2), 2, axis=3)
+    expected[:, :, :spread.shape[2], :spread.shape[3]] = spread
+    np.testing.assert_array_equal(dx, expected)

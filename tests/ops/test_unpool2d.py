@@ -146,3 +146,15 @@ def test_output_size_outside_one_stride_raises():
     idx = np.zeros(x.shape, np.int64)
     with pytest.raises(ValueError, match="output_size"):
         ops.max_unpool2d(x, idx, 2, output_size=(8, 6))
+
+
+def test_forward_of_a_large_output():
+    """Outputs of 16 MB and more are built plane by plane in cache and streamed out
+    (csrc/cpu/stream.h): the scatter of numpy, zeros elsewhere."""
+    rng = np.random.default_rng(3)
+    x = random_array(rng, (4, 65, 130, 126), np.float32)
+    y, idx = ops.max_pool2d(x, 2)
+    u = ops.max_unpool2d(y, idx, 2, output_size=x.shape[2:])
+    expected = np.zeros((4 * 65, 130 * 126), np.float32)
+    np.put_along_axis(expected, idx.reshape(4 * 65, -1), y.reshape(4 * 65, -1), axis=1)
+    np.testing.assert_array_equal(u, expected.reshape(x.shape))
