@@ -4,10 +4,7 @@
 // depend on the thread count or on the device (see common/philox.h).
 #include "dropout.h"
 
-#include <cstdint>
-
 #include "common/philox.h"
-#include "stream.h"
 
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
@@ -95,8 +92,6 @@ inline void mulhilo16(__m512i a, __m512i m, __m512i* lo, __m512i* hi) {
 
 // dropout_32's AVX-512 form: 64 float elements, 16 Philox blocks from `block` on, bit for bit
 // dropout_block() per element.
-// Stream: y and mask are 64-byte aligned and written with non-temporal stores (stream.h).
-template <bool Stream>
 inline void dropout_64(float* y, uint8_t* mask, const float* x, uint64_t block, uint64_t seed,
                        uint64_t offset, uint32_t threshold, float scale) {
   const uint32_t low = (uint32_t)block, high = (uint32_t)(block >> 32);
@@ -140,18 +135,10 @@ inline void dropout_64(float* y, uint8_t* mask, const float* x, uint64_t block, 
     // keep: word >= threshold (unsigned); a dropped element is x * 0, as everywhere
     const __mmask16 keep = _mm512_cmpge_epu32_mask(words[q], thr);
     const __m512 factor = _mm512_maskz_mov_ps(keep, vscale);
-    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + 16 * q), factor);
-    if constexpr (Stream)
-      _mm512_stream_ps(y + 16 * q, v);
-    else
-      _mm512_storeu_ps(y + 16 * q, v);
+    _mm512_storeu_ps(y + 16 * q, _mm512_mul_ps(_mm512_loadu_ps(x + 16 * q), factor));
     bits |= (uint64_t)keep << (16 * q);
   }
-  const __m512i m = _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(1));
-  if constexpr (Stream)
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(mask), m);
-  else
-    _mm512_storeu_si512(mask, m);
+  _mm512_storeu_si512(mask, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(1)));
 }
 #endif
 
@@ -171,22 +158,11 @@ void dropout_forward_cpu(T* y, uint8_t* mask, const T* x, index_t count, uint64_
   // float with a threshold below 2^32 (as below): 16 blocks per AVX-512 step.
   if (sizeof(T) == sizeof(float) && threshold < (uint64_t(1) << 32)) {
     const index_t groups = (count / 4) / 16;
-    // a large output, aligned: streamed out (stream.h)
-    const bool stream = count * (index_t)sizeof(T) >= kStreamBytes &&
-                        reinterpret_cast<std::uintptr_t>(y) % 64 == 0 && reinterpret_cast<std::uintptr_t>(mask) % 64 == 0;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-      for (index_t o = 0; o < groups; ++o) {
-        float* yo = reinterpret_cast<float*>(y) + 64 * o;
-        const float* xo = reinterpret_cast<const float*>(x) + 64 * o;
-        if (stream)
-          dropout_64<true>(yo, mask + 64 * o, xo, (uint64_t)(16 * o), seed, offset, (uint32_t)threshold, (float)scale);
-        else
-          dropout_64<false>(yo, mask + 64 * o, xo, (uint64_t)(16 * o), seed, offset, (uint32_t)threshold, (float)scale);
-      }
-      if (stream) stream_fence();
-    }
+#pragma omp parallel for schedule(static)
+    for (index_t o = 0; o < groups; ++o)
+      dropout_64(reinterpret_cast<float*>(y) + 64 * o, mask + 64 * o,
+                 reinterpret_cast<const float*>(x) + 64 * o, (uint64_t)(16 * o), seed, offset,
+                 (uint32_t)threshold, (float)scale);
     for (index_t b = groups * 16; b < blocks; ++b)
       dropout_apply_block(y, mask, x, count, (uint64_t)b, seed, offset, threshold, scale);
     return;

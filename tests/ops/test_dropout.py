@@ -138,8 +138,8 @@ def test_nan_input_stays_nan_where_kept():
 
 @pytest.mark.parametrize("offset", (0, 12345))
 def test_large_output_matches_the_python_philox(offset):
-    """Outputs of 16 MB and more are streamed out (csrc/cpu/stream.h): sampled blocks against the
-    Python Philox, and every value masked and scaled."""
+    """A 20 MB output (threads split it in long runs of whole groups, and a tail): sampled blocks
+    against the Python Philox, and every value masked and scaled."""
     n = (5 << 20) + 3  # 20 MB of float32, and a tail past whole groups
     x = random_array(np.random.default_rng(4), (n,), np.float32)
     y, mask = ops.dropout(x, 0.3, seed=777, offset=offset)
