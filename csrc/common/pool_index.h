@@ -27,6 +27,14 @@ STRIATE_HD inline void window_taps_inside(index_t start, index_t k, index_t d, i
   *a1 = hi > lo ? hi : lo;
 }
 
+// Whether a window's later candidate v displaces the best so far: larger, or NaN (a NaN wins
+// over any number, the last NaN seen; ties keep the first). Written without short-circuits so
+// that the CPU's select loops vectorise it.
+template <typename T>
+STRIATE_HD inline bool max_pool_takes(T v, T best) {
+  return (v > best) | (v != v);
+}
+
 // Max over one window with PyTorch's rules: the first maximum in row-major
 // window order wins ties; a NaN wins over any number (the last NaN seen).
 // When every candidate is -inf the index is the first in-plane cell.
@@ -44,7 +52,7 @@ STRIATE_HD inline void max_pool_cell(const T* plane, const Pool2dGeometry& g, in
     for (index_t b = b0; b < b1; ++b) {
       const index_t w = w0 + b * g.dw;
       T v = plane[h * g.W + w];
-      if (best_index < 0 || v > best || v != v) {
+      if (best_index < 0 || max_pool_takes(v, best)) {
         best = v;
         best_index = h * g.W + w;
       }
@@ -62,15 +70,15 @@ STRIATE_HD inline void max_pool_2x2_cell(T v00, T v01, T v10, T v11, index_t h, 
                                          index_t W, T* out, int64_t* out_index) {
   T best = v00;
   int64_t best_index = h * W + w;
-  if (v01 > best || v01 != v01) {
+  if (max_pool_takes(v01, best)) {
     best = v01;
     best_index = h * W + w + 1;
   }
-  if (v10 > best || v10 != v10) {
+  if (max_pool_takes(v10, best)) {
     best = v10;
     best_index = (h + 1) * W + w;
   }
-  if (v11 > best || v11 != v11) {
+  if (max_pool_takes(v11, best)) {
     best = v11;
     best_index = (h + 1) * W + w + 1;
   }

@@ -938,7 +938,8 @@ void direct_weight(T* dw, const T* dy, const T* x, const Conv2dGeometry& g) {
       T* dst = dytp + (gk * g.N + n) * P * VL;
       const index_t kcount = std::min(VL, Kg - k0);
       transpose_into(dst, VL, dy + (n * g.K + gi * Kg + k0) * P, P, kcount, P);
-      for (index_t p = 0; p < P; ++p) std::fill(dst + p * VL + kcount, dst + (p + 1) * VL, T(0));
+      if (kcount < VL)
+        for (index_t p = 0; p < P; ++p) std::fill(dst + p * VL + kcount, dst + (p + 1) * VL, T(0));
     }
   }
   const index_t chunk = direct_weight_chunk<T>(g, VL), items = g.groups * KT * Cg * NA, rows = g.N * g.Ho;

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 namespace striate {
@@ -22,9 +21,9 @@ namespace striate {
 // ResNet's 3x3 stride-2 stem pooling), max_pool_cell's rule with selects instead of branches
 // (random data mispredicts a branchy window every few taps, and the clipping costs four
 // divisions a window): taps outer, a chunk of windows inner, so that every tap's loop
-// vectorises; the winner kept as its offset in the window. Windows [0, ow_lo) are left to
-// max_pool_cell; returns the first window after the interior (ow_lo when there is none, or
-// fewer than one vector of it).
+// vectorises; the winner kept as its offset in the window. When the row has at least one
+// vector of such windows, the windows before them go through max_pool_cell here and the first
+// window after them is returned; otherwise nothing is written and 0 is returned.
 template <typename T>
 index_t max_pool_interior_row(T* yrow, int64_t* irow, const T* plane, const Pool2dGeometry& g, index_t oh) {
   constexpr index_t L = kSimdBytes / sizeof(T), kChunk = 256;
@@ -55,7 +54,7 @@ index_t max_pool_interior_row(T* yrow, int64_t* irow, const T* plane, const Pool
 #pragma omp simd
         for (index_t i = 0; i < n; ++i) {
           const T v = src[i * g.sw];
-          const bool take = (v > best[i]) | (v != v);
+          const bool take = max_pool_takes(v, best[i]);
           best[i] = take ? v : best[i];
           at[i] = take ? off : at[i];
         }
@@ -121,13 +120,13 @@ void max_pool2d_forward_cpu(T* y, int64_t* indices, const T* x, index_t planes,
             const T a = s0[w], b = s0[w + 1], c = s1[w], d = s1[w + 1];
             T best = a;
             int32_t at = 0;
-            const bool tb = (b > best) | (b != b);
+            const bool tb = max_pool_takes(b, best);
             best = tb ? b : best;
             at = tb ? 1 : at;
-            const bool tc = (c > best) | (c != c);
+            const bool tc = max_pool_takes(c, best);
             best = tc ? c : best;
             at = tc ? 2 : at;
-            const bool td = (d > best) | (d != d);
+            const bool td = max_pool_takes(d, best);
             best = td ? d : best;
             at = td ? 3 : at;
             yd[i0 + i] = best;
@@ -266,37 +265,22 @@ void avg_pool2d_backward_cpu(T* dx, const T* dy, index_t planes, const Pool2dGeo
         index_t ow = 0;
         if (nrows == 2) {  // whole windows: the same divisor, a loop that vectorises
           const index_t full = std::min(g.Wo, g.W / 2);
-          if (stream && 2 * full == g.W) {  // both rows, contiguous: built in L1, streamed out
-            T* buf = static_cast<T*>(thread_scratch(2, sizeof(T) * 2 * g.W));
+          // both rows contiguous and whole in a large output: built in L1, then streamed out
+          const bool streamed = stream && 2 * full == g.W;
+          T* out = streamed ? static_cast<T*>(thread_scratch(2, sizeof(T) * 2 * g.W)) : dxrow;
+          T* next = out + g.W;
 #pragma omp simd
-            for (index_t i = 0; i < full; ++i) {
-              const T v = T(0) + (whole_scale > 0 ? dyrow[i] * whole_scale : dyrow[i] / whole_divisor);
-              buf[2 * i] = v;
-              buf[2 * i + 1] = v;
-            }
-            std::memcpy(buf + g.W, buf, sizeof(T) * g.W);
-            stream_copy(dxrow, buf, 2 * g.W);
-            continue;
+          for (index_t i = 0; i < full; ++i) {
+            // a power-of-two divisor as its reciprocal: the product is the quotient, exactly
+            const T v = T(0) + (whole_scale > 0 ? dyrow[i] * whole_scale : dyrow[i] / whole_divisor);
+            out[2 * i] = v;
+            out[2 * i + 1] = v;
+            next[2 * i] = v;
+            next[2 * i + 1] = v;
           }
-          T* next = dxrow + g.W;
-          if (whole_scale > 0) {  // a power-of-two divisor: the product is the quotient, exactly
-#pragma omp simd
-            for (index_t i = 0; i < full; ++i) {
-              const T v = T(0) + dyrow[i] * whole_scale;
-              dxrow[2 * i] = v;
-              dxrow[2 * i + 1] = v;
-              next[2 * i] = v;
-              next[2 * i + 1] = v;
-            }
-          } else {
-#pragma omp simd
-            for (index_t i = 0; i < full; ++i) {
-              const T v = T(0) + dyrow[i] / whole_divisor;
-              dxrow[2 * i] = v;
-              dxrow[2 * i + 1] = v;
-              next[2 * i] = v;
-              next[2 * i + 1] = v;
-            }
+          if (streamed) {
+            stream_copy(dxrow, out, 2 * g.W);
+            continue;
           }
           ow = full;
         }
